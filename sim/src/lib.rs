@@ -1,0 +1,1 @@
+//! skiff-sim: a deterministic world for skiff tests.
