@@ -32,5 +32,6 @@
 )]
 
 pub mod ids;
+pub mod resource;
 pub mod rng;
 pub mod time;
