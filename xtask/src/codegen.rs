@@ -101,7 +101,10 @@ pub fn generate(out_dir: &Path) -> io::Result<usize> {
         // Proto comments are not Rust doc comments (their examples break rustdoc); the .proto
         // files are the documentation.
         .disable_comments(["."])
-        .bytes(["."]);
+        .bytes(["."])
+        // Map fields iterate in key order, so encoding is deterministic (the core's
+        // byte-for-byte contract) and no random-state HashMap enters the core.
+        .btree_map(["."]);
     config.compile_fds(fds)?;
 
     // Deterministic output: a header on every file, and nothing else changes between runs.

@@ -533,8 +533,8 @@ pub struct Node {
     pub cluster: ::prost::alloc::string::String,
     #[prost(message, optional, tag = "3")]
     pub metadata: ::core::option::Option<::prost_types::Struct>,
-    #[prost(map = "string, message", tag = "12")]
-    pub dynamic_parameters: ::std::collections::HashMap<
+    #[prost(btree_map = "string, message", tag = "12")]
+    pub dynamic_parameters: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
         super::super::super::super::xds::core::v3::ContextParams,
     >,
@@ -574,13 +574,13 @@ impl ::prost::Name for Node {
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Metadata {
-    #[prost(map = "string, message", tag = "1")]
-    pub filter_metadata: ::std::collections::HashMap<
+    #[prost(btree_map = "string, message", tag = "1")]
+    pub filter_metadata: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
         ::prost_types::Struct,
     >,
-    #[prost(map = "string, message", tag = "2")]
-    pub typed_filter_metadata: ::std::collections::HashMap<
+    #[prost(btree_map = "string, message", tag = "2")]
+    pub typed_filter_metadata: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
         ::prost_types::Any,
     >,
@@ -1728,8 +1728,8 @@ pub mod grpc_service {
         }
         #[derive(Clone, PartialEq, ::prost::Message)]
         pub struct ChannelArgs {
-            #[prost(map = "string, message", tag = "1")]
-            pub args: ::std::collections::HashMap<
+            #[prost(btree_map = "string, message", tag = "1")]
+            pub args: ::prost::alloc::collections::BTreeMap<
                 ::prost::alloc::string::String,
                 channel_args::Value,
             >,

@@ -5,8 +5,11 @@
 pub struct Rbac {
     #[prost(enumeration = "rbac::Action", tag = "1")]
     pub action: i32,
-    #[prost(map = "string, message", tag = "2")]
-    pub policies: ::std::collections::HashMap<::prost::alloc::string::String, Policy>,
+    #[prost(btree_map = "string, message", tag = "2")]
+    pub policies: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        Policy,
+    >,
     #[prost(message, optional, tag = "3")]
     pub audit_logging_options: ::core::option::Option<rbac::AuditLoggingOptions>,
 }

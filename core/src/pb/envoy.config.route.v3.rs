@@ -38,8 +38,8 @@ pub struct VirtualHost {
     #[deprecated]
     #[prost(message, optional, tag = "8")]
     pub cors: ::core::option::Option<CorsPolicy>,
-    #[prost(map = "string, message", tag = "15")]
-    pub typed_per_filter_config: ::std::collections::HashMap<
+    #[prost(btree_map = "string, message", tag = "15")]
+    pub typed_per_filter_config: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
         ::prost_types::Any,
     >,
@@ -163,8 +163,8 @@ pub struct Route {
     pub metadata: ::core::option::Option<super::super::core::v3::Metadata>,
     #[prost(message, optional, tag = "5")]
     pub decorator: ::core::option::Option<Decorator>,
-    #[prost(map = "string, message", tag = "13")]
-    pub typed_per_filter_config: ::std::collections::HashMap<
+    #[prost(btree_map = "string, message", tag = "13")]
+    pub typed_per_filter_config: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
         ::prost_types::Any,
     >,
@@ -270,8 +270,8 @@ pub mod weighted_cluster {
         pub response_headers_to_remove: ::prost::alloc::vec::Vec<
             ::prost::alloc::string::String,
         >,
-        #[prost(map = "string, message", tag = "10")]
-        pub typed_per_filter_config: ::std::collections::HashMap<
+        #[prost(btree_map = "string, message", tag = "10")]
+        pub typed_per_filter_config: ::prost::alloc::collections::BTreeMap<
             ::prost::alloc::string::String,
             ::prost_types::Any,
         >,
@@ -1998,8 +1998,8 @@ pub struct RouteConfiguration {
     pub vhost_header: ::prost::alloc::string::String,
     #[prost(bool, tag = "15")]
     pub ignore_path_parameters_in_path_matching: bool,
-    #[prost(map = "string, message", tag = "16")]
-    pub typed_per_filter_config: ::std::collections::HashMap<
+    #[prost(btree_map = "string, message", tag = "16")]
+    pub typed_per_filter_config: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
         ::prost_types::Any,
     >,

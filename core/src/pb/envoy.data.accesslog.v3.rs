@@ -160,13 +160,13 @@ pub struct AccessLogCommon {
     pub downstream_direct_remote_address: ::core::option::Option<
         super::super::super::config::core::v3::Address,
     >,
-    #[prost(map = "string, message", tag = "21")]
-    pub filter_state_objects: ::std::collections::HashMap<
+    #[prost(btree_map = "string, message", tag = "21")]
+    pub filter_state_objects: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
         ::prost_types::Any,
     >,
-    #[prost(map = "string, string", tag = "22")]
-    pub custom_tags: ::std::collections::HashMap<
+    #[prost(btree_map = "string, string", tag = "22")]
+    pub custom_tags: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
         ::prost::alloc::string::String,
     >,
@@ -491,8 +491,8 @@ pub struct HttpRequestProperties {
     pub request_headers_bytes: u64,
     #[prost(uint64, tag = "12")]
     pub request_body_bytes: u64,
-    #[prost(map = "string, string", tag = "13")]
-    pub request_headers: ::std::collections::HashMap<
+    #[prost(btree_map = "string, string", tag = "13")]
+    pub request_headers: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
         ::prost::alloc::string::String,
     >,
@@ -519,13 +519,13 @@ pub struct HttpResponseProperties {
     pub response_headers_bytes: u64,
     #[prost(uint64, tag = "3")]
     pub response_body_bytes: u64,
-    #[prost(map = "string, string", tag = "4")]
-    pub response_headers: ::std::collections::HashMap<
+    #[prost(btree_map = "string, string", tag = "4")]
+    pub response_headers: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
         ::prost::alloc::string::String,
     >,
-    #[prost(map = "string, string", tag = "5")]
-    pub response_trailers: ::std::collections::HashMap<
+    #[prost(btree_map = "string, string", tag = "5")]
+    pub response_trailers: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
         ::prost::alloc::string::String,
     >,

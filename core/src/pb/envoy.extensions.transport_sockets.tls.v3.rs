@@ -425,8 +425,8 @@ pub struct GenericSecret {
     pub secret: ::core::option::Option<
         super::super::super::super::config::core::v3::DataSource,
     >,
-    #[prost(map = "string, message", tag = "2")]
-    pub secrets: ::std::collections::HashMap<
+    #[prost(btree_map = "string, message", tag = "2")]
+    pub secrets: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
         super::super::super::super::config::core::v3::DataSource,
     >,

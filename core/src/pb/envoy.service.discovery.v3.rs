@@ -5,8 +5,8 @@
 pub struct ResourceLocator {
     #[prost(string, tag = "1")]
     pub name: ::prost::alloc::string::String,
-    #[prost(map = "string, string", tag = "2")]
-    pub dynamic_parameters: ::std::collections::HashMap<
+    #[prost(btree_map = "string, string", tag = "2")]
+    pub dynamic_parameters: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
         ::prost::alloc::string::String,
     >,
@@ -135,8 +135,8 @@ pub struct DeltaDiscoveryRequest {
     pub resource_locators_subscribe: ::prost::alloc::vec::Vec<ResourceLocator>,
     #[prost(message, repeated, tag = "9")]
     pub resource_locators_unsubscribe: ::prost::alloc::vec::Vec<ResourceLocator>,
-    #[prost(map = "string, string", tag = "5")]
-    pub initial_resource_versions: ::std::collections::HashMap<
+    #[prost(btree_map = "string, string", tag = "5")]
+    pub initial_resource_versions: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
         ::prost::alloc::string::String,
     >,

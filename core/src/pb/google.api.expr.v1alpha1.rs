@@ -257,10 +257,10 @@ pub struct SourceInfo {
     pub location: ::prost::alloc::string::String,
     #[prost(int32, repeated, tag = "3")]
     pub line_offsets: ::prost::alloc::vec::Vec<i32>,
-    #[prost(map = "int64, int32", tag = "4")]
-    pub positions: ::std::collections::HashMap<i64, i32>,
-    #[prost(map = "int64, message", tag = "5")]
-    pub macro_calls: ::std::collections::HashMap<i64, Expr>,
+    #[prost(btree_map = "int64, int32", tag = "4")]
+    pub positions: ::prost::alloc::collections::BTreeMap<i64, i32>,
+    #[prost(btree_map = "int64, message", tag = "5")]
+    pub macro_calls: ::prost::alloc::collections::BTreeMap<i64, Expr>,
     #[prost(message, repeated, tag = "6")]
     pub extensions: ::prost::alloc::vec::Vec<source_info::Extension>,
 }
@@ -382,10 +382,10 @@ impl ::prost::Name for SourcePosition {
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct CheckedExpr {
-    #[prost(map = "int64, message", tag = "2")]
-    pub reference_map: ::std::collections::HashMap<i64, Reference>,
-    #[prost(map = "int64, message", tag = "3")]
-    pub type_map: ::std::collections::HashMap<i64, Type>,
+    #[prost(btree_map = "int64, message", tag = "2")]
+    pub reference_map: ::prost::alloc::collections::BTreeMap<i64, Reference>,
+    #[prost(btree_map = "int64, message", tag = "3")]
+    pub type_map: ::prost::alloc::collections::BTreeMap<i64, Type>,
     #[prost(message, optional, tag = "5")]
     pub source_info: ::core::option::Option<SourceInfo>,
     #[prost(string, tag = "6")]

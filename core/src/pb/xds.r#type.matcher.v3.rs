@@ -255,8 +255,8 @@ pub mod matcher {
     pub mod matcher_tree {
         #[derive(Clone, PartialEq, ::prost::Message)]
         pub struct MatchMap {
-            #[prost(map = "string, message", tag = "1")]
-            pub map: ::std::collections::HashMap<
+            #[prost(btree_map = "string, message", tag = "1")]
+            pub map: ::prost::alloc::collections::BTreeMap<
                 ::prost::alloc::string::String,
                 super::OnMatch,
             >,
