@@ -22,6 +22,23 @@
 //! returns a [`PickResult`]: an endpoint, a drop with its category (gRFC A27 `drop_overloads`),
 //! or "no usable endpoint" (the data plane decides whether to queue or fail).
 //!
+//! ```ignore
+//! // On an EDS or CDS update:
+//! let plan = Arc::new(LbPlan::new(&endpoints, &policy, &PlanOptions::default(), &mut rng));
+//! // On that, and on every connectivity / ejection change (mask indexed by EndpointIndex):
+//! let picker = Arc::new(Picker::new(Arc::clone(&plan), &eligible, &mut rng));
+//! // For every RPC, on any thread, with that thread's Rng:
+//! let mut ctx = PickContext::new(&mut thread_rng)
+//!     .with_hash(route_hash)
+//!     .with_in_flight(&in_flight[..]);
+//! match picker.pick(&mut ctx) {
+//!     PickResult::Pick(endpoint) => { /* send to endpoints[endpoint] */ }
+//!     PickResult::Drop { category } => { /* UNAVAILABLE; count picker.drop_category(category) */ }
+//!     PickResult::NoUsableEndpoint => { /* queue or fail */ }
+//! }
+//! ```
+//! (`tests::usage_example` runs this.)
+//!
 //! ## Policies
 //!
 //! | [`LbPolicy`](crate::resource::lb_policy::LbPolicy) | inside a priority |

@@ -131,6 +131,34 @@ fn share(count: usize, total: usize) -> f64 {
     count as f64 / total as f64
 }
 
+// ---------- the module-level example ----------
+
+#[test]
+fn usage_example() {
+    let endpoints = flat(3);
+    let policy = LbPolicy::LeastRequest { choice_count: 2 };
+    let mut rng = Rng::new(Seed(1)).fork("balancer");
+    let plan = Arc::new(LbPlan::new(
+        &endpoints,
+        &policy,
+        &PlanOptions::default(),
+        &mut rng,
+    ));
+    let eligible = vec![true, false, true];
+    let picker = Arc::new(Picker::new(Arc::clone(&plan), &eligible, &mut rng));
+    let in_flight: Vec<AtomicU32> = (0..3).map(AtomicU32::new).collect();
+    let mut thread_rng = rng.fork("picks");
+    let mut ctx = PickContext::new(&mut thread_rng)
+        .with_hash(None)
+        .with_in_flight(&in_flight[..]);
+    match picker.pick(&mut ctx) {
+        PickResult::Pick(endpoint) => {
+            assert!(endpoint == EndpointIndex(0) || endpoint == EndpointIndex(2))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 // ---------- index ----------
 
 #[test]
