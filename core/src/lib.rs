@@ -31,6 +31,7 @@
     )
 )]
 
+pub mod balancer;
 pub mod ids;
 pub mod resource;
 pub mod rng;
