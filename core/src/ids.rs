@@ -84,11 +84,11 @@ impl IdAllocator {
 
     /// Frees `(index, generation)`; a stale or double free is ignored.
     pub fn free(&mut self, index: u32, generation: u32) {
-        if let Some(g) = self.generations.get_mut(index as usize) {
-            if *g == generation {
-                *g = g.wrapping_add(1);
-                self.free.push(index);
-            }
+        if let Some(g) = self.generations.get_mut(index as usize)
+            && *g == generation
+        {
+            *g = g.wrapping_add(1);
+            self.free.push(index);
         }
     }
 
