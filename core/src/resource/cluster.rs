@@ -100,7 +100,17 @@ pub fn validate_cluster(
         ));
     }
     let discovery = discovery(cluster, ignored)?;
-    let lb_policy = validate_cluster_lb_policy(cluster, ignored)?;
+    let lb_policy = if matches!(discovery, ClusterDiscovery::Aggregate { .. })
+        && cluster.load_balancing_policy.is_none()
+        && cluster.lb_policy == clusterpb::cluster::LbPolicy::ClusterProvided as i32
+    {
+        // Envoy documents CLUSTER_PROVIDED as the lb_policy of an aggregate cluster, and
+        // gRFC A75 takes the LB policy from the leaf clusters anyway, so accept it here.
+        ignored.note("lb_policy");
+        LbPolicy::RoundRobin
+    } else {
+        validate_cluster_lb_policy(cluster, ignored)?
+    };
     let max_requests = max_requests(cluster.circuit_breakers.as_ref(), ignored);
 
     let outlier_detection = match &cluster.outlier_detection {
@@ -821,6 +831,16 @@ mod tests {
             check(&aggregate_cluster(&["a", ""])).unwrap_err().field,
             "cluster_type.typed_config.clusters[1]"
         );
+
+        // Envoy's documented aggregate shape uses CLUSTER_PROVIDED.
+        let mut provided = aggregate_cluster(&["a"]);
+        provided.lb_policy = clusterpb::cluster::LbPolicy::ClusterProvided as i32;
+        let mut ig = Ignored::default();
+        assert_eq!(
+            validate_cluster(&provided, &mut ig).unwrap().lb_policy,
+            LbPolicy::RoundRobin
+        );
+        assert_eq!(ig.fields(), ["lb_policy"]);
 
         let mut other = aggregate_cluster(&["a"]);
         other.cluster_discovery_type = Some(ClusterDiscoveryType::ClusterType(

@@ -962,4 +962,110 @@ mod tests {
             ["endpoints[*].lb_endpoints[*].endpoint.hostname"]
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// (zone, locality weight, priority, [(ip last octet, port, endpoint weight, health)])
+        type Loc = (u8, Option<u32>, u32, Vec<(u8, u32, Option<u32>, i32)>);
+
+        fn build(locs: &[Loc], drops: &[(u32, i32)]) -> endpointpb::ClusterLoadAssignment {
+            let mut c = cla(locs
+                .iter()
+                .map(|(zone, w, p, eps)| {
+                    let eps = eps
+                        .iter()
+                        .map(|(ip, port, ew, health)| {
+                            let mut e = lb_endpoint(&format!("10.0.0.{ip}"), *port);
+                            e.load_balancing_weight = *ew;
+                            e.health_status = *health;
+                            e
+                        })
+                        .collect();
+                    locality(&zone.to_string(), *w, *p, eps)
+                })
+                .collect());
+            c.policy = Some(endpointpb::cluster_load_assignment::Policy {
+                drop_overloads: drops
+                    .iter()
+                    .map(
+                        |(n, d)| endpointpb::cluster_load_assignment::policy::DropOverload {
+                            category: "c".into(),
+                            drop_percentage: Some(
+                                crate::pb::envoy::r#type::v3::FractionalPercent {
+                                    numerator: *n,
+                                    denominator: *d,
+                                },
+                            ),
+                        },
+                    )
+                    .collect(),
+                ..Default::default()
+            });
+            c
+        }
+
+        proptest! {
+            /// Whatever comes in, an accepted assignment upholds the invariants the balancers
+            /// rely on, and nothing panics.
+            #[test]
+            fn accepted_assignments_uphold_the_model_invariants(
+                locs in prop::collection::vec(
+                    (
+                        0u8..4,
+                        prop_oneof![
+                            1 => Just(None),
+                            1 => Just(Some(0u32)),
+                            8 => (1u32..5).prop_map(Some),
+                            1 => Just(Some(u32::MAX)),
+                        ],
+                        prop_oneof![4 => Just(0u32), 2 => Just(1u32), 1 => Just(2u32)],
+                        prop::collection::vec(
+                            (
+                                0u8..200,
+                                prop_oneof![8 => 1u32..3, 1 => Just(0u32), 1 => Just(70_000u32)],
+                                prop_oneof![
+                                    8 => Just(None),
+                                    1 => Just(Some(0u32)),
+                                    1 => (1u32..4).prop_map(Some),
+                                ],
+                                -1i32..7,
+                            ),
+                            1..5,
+                        ),
+                    ),
+                    1..4,
+                ),
+                drops in prop::collection::vec(
+                    (any::<u32>(), prop_oneof![9 => 0i32..3, 1 => Just(7i32)]),
+                    0..3,
+                ),
+            ) {
+                let c = build(&locs, &drops);
+                let Ok(got) = validate_cluster_load_assignment(&c, &mut Ignored::default())
+                else {
+                    return Ok(());
+                };
+                let mut priorities: Vec<u32> = got.localities.iter().map(|l| l.priority).collect();
+                priorities.sort_unstable();
+                priorities.dedup();
+                let expected: Vec<u32> = (0..u32::try_from(priorities.len()).unwrap()).collect();
+                prop_assert_eq!(priorities, expected);
+                let mut seen = BTreeSet::new();
+                let mut sums: BTreeMap<u32, u64> = BTreeMap::new();
+                for l in &got.localities {
+                    prop_assert!(l.weight >= 1);
+                    *sums.entry(l.priority).or_default() += u64::from(l.weight);
+                    for e in &l.endpoints {
+                        prop_assert!(e.weight >= 1);
+                        prop_assert!(e.address.port() != 0);
+                        prop_assert!(seen.insert(e.address));
+                    }
+                }
+                prop_assert!(sums.values().all(|s| *s <= u64::from(u32::MAX)));
+                prop_assert!(got.drop_overloads.iter().all(|d| d.parts_per_million <= 1_000_000));
+            }
+        }
+    }
 }

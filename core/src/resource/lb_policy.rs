@@ -88,7 +88,11 @@ pub fn validate_cluster_lb_policy(
     ignored: &mut Ignored,
 ) -> Result<LbPolicy, ValidationError> {
     if let Some(lbp) = &cluster.load_balancing_policy {
-        if cluster.lb_policy != clusterpb::cluster::LbPolicy::RoundRobin as i32 {
+        // ROUND_ROBIN is the unset default and LOAD_BALANCING_POLICY_CONFIG points at the
+        // list itself; any other value is a choice that the list overrides.
+        if cluster.lb_policy != clusterpb::cluster::LbPolicy::RoundRobin as i32
+            && cluster.lb_policy != clusterpb::cluster::LbPolicy::LoadBalancingPolicyConfig as i32
+        {
             ignored.note("lb_policy");
         }
         if let Some(cfg) = &cluster.lb_config {
