@@ -5,8 +5,12 @@
 //! *fields* are recorded as ignored and shown in the config dump (gRPC ignores them silently;
 //! skiff says so).
 
+pub mod cluster;
 pub mod endpoint;
+pub mod endpoint_validate;
 pub mod lb_policy;
+pub mod outlier;
+pub mod tls;
 
 use core::fmt;
 
