@@ -6,7 +6,11 @@
 //! skiff says so).
 
 pub mod endpoint;
+pub mod filter;
 pub mod lb_policy;
+pub mod matcher;
+pub mod retry;
+pub mod route;
 
 use core::fmt;
 
