@@ -434,7 +434,19 @@ impl HeaderMatcher {
 }
 
 /// Read access to a request's headers (gRPC metadata), implemented by adapters over their own
-/// header map (e.g. `http::HeaderMap`) so the router never copies headers.
+/// header map so the router never copies headers. Over `http::HeaderMap`, for example:
+///
+/// ```text
+/// struct Headers<'a>(&'a http::HeaderMap);
+/// impl HeaderSource for Headers<'_> {
+///     fn header_value(&self, name: &str, index: usize) -> Option<&str> {
+///         self.0.get_all(name).iter().filter_map(|v| v.to_str().ok()).nth(index)
+///     }
+/// }
+/// ```
+///
+/// The trait is object-safe so [`RequestHead`](crate::router::RequestHead) can hold a
+/// `&dyn HeaderSource` and stay a plain, non-generic value.
 pub trait HeaderSource {
     /// The `index`-th value (0-based, in order of appearance) of the header `name`, which is
     /// given in lowercase; `None` past the last value or when the header is absent. Values that
@@ -871,6 +883,22 @@ mod tests {
             let m = HeaderMatcher::new("x", rule.clone(), false);
             let inv = HeaderMatcher::new("x", rule, true);
             prop_assert_eq!(m.matches_value(Some(&v)), !inv.matches_value(Some(&v)));
+        }
+
+        #[test]
+        fn present_match_tracks_visibility(
+            name in "[a-z]{1,6}(-bin)?",
+            present in any::<bool>(),
+            want in any::<bool>(),
+            invert in any::<bool>(),
+        ) {
+            let pairs = [(name.as_str(), "v")];
+            let h = SliceHeaders::new(if present { &pairs[..] } else { &[] });
+            let m = HeaderMatcher::new(&name, HeaderRule::Present(want), invert);
+            // `-bin` headers (and `te`) count as absent even when sent (gRFC A28).
+            let visible = present && !name.ends_with("-bin") && name != "te";
+            prop_assert_eq!(is_hidden_from_routing(&name), name.ends_with("-bin") || name == "te");
+            prop_assert_eq!(m.matches(&h), (visible == want) != invert);
         }
 
         #[test]

@@ -642,7 +642,7 @@ fn note_route_config_fields(rc: &pb::RouteConfiguration, at: &str, ignored: &mut
 }
 
 /// Validates a `typed_per_filter_config` map, in key order so errors and notes are
-/// deterministic (the generated map has random iteration order).
+/// deterministic whatever map type the generated code uses (today a `BTreeMap`).
 fn parse_overrides<'a>(
     map: impl IntoIterator<Item = (&'a String, &'a prost_types::Any)>,
     at: &str,
