@@ -552,6 +552,15 @@ impl RouteConfig {
     }
 }
 
+/// Validates a `RouteConfiguration` (free-function form of [`RouteConfig::from_proto`], matching
+/// the other resources' `validate_*` functions).
+pub fn validate_route_configuration(
+    rc: &pb::RouteConfiguration,
+    ignored: &mut Ignored,
+) -> Result<RouteConfig, ValidationError> {
+    RouteConfig::from_proto(rc, ignored)
+}
+
 /// Validates `cluster_specifier_plugins`: skiff implements none, so a required plugin NACKs and
 /// an optional one is remembered so routes naming it are skipped.
 fn optional_plugins<'a>(
