@@ -8,8 +8,12 @@
 pub mod cluster;
 pub mod endpoint;
 pub mod endpoint_validate;
+pub mod filter;
 pub mod lb_policy;
+pub mod matcher;
 pub mod outlier;
+pub mod retry;
+pub mod route;
 pub mod tls;
 
 use core::fmt;
