@@ -1,1 +1,19 @@
-//! skiff-sim: a deterministic world for skiff tests.
+//! # skiff-sim: a deterministic world for testing skiff
+//!
+//! A [`World`] holds skiff's sans-IO xDS client, a simulated control plane ([`SimServer`]) that
+//! speaks real protobuf bytes (SotW and Delta) and can misbehave on command, and a link with
+//! latency between them. A fake clock jumps straight to the next event, so a scenario that spans
+//! minutes of simulated time runs in milliseconds, and the same seed replays the same run.
+//!
+//! Invariants are checked after every step; a failure panics with the seed, and setting
+//! `SKIFF_SIM_SEED` to it replays the run exactly.
+//!
+//! Scenario tests live in `sim/tests/`, one file per behaviour.
+
+pub mod build;
+pub mod fuzz;
+pub mod server;
+pub mod world;
+
+pub use server::{SeenRequest, SimServer};
+pub use world::{World, test_node};

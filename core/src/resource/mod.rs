@@ -6,15 +6,20 @@
 //! skiff says so).
 
 pub mod cluster;
+pub mod decode;
 pub mod endpoint;
 pub mod endpoint_validate;
 pub mod filter;
 pub mod lb_policy;
+pub mod listener;
 pub mod matcher;
 pub mod outlier;
 pub mod retry;
 pub mod route;
+pub mod snapshot;
 pub mod tls;
+
+pub use decode::{Decoded, Rejected, Resource, decode};
 
 use core::fmt;
 

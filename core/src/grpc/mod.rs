@@ -1,0 +1,3 @@
+//! The gRPC wire format, sans-IO.
+
+pub mod codec;

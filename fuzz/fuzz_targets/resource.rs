@@ -1,0 +1,6 @@
+//! Fuzz target: see `skiff_sim::fuzz::resource`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    skiff_sim::fuzz::resource(data);
+});
