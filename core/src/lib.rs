@@ -31,6 +31,7 @@
     )
 )]
 
+pub mod control;
 pub mod ids;
 pub mod resource;
 pub mod rng;
