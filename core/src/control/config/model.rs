@@ -221,10 +221,12 @@ pub enum AbortStatus {
 /// `fault`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fault {
-    /// `delay`: percentage (0–100) and fixed delay.
-    pub delay: Option<(f64, Duration)>,
-    /// `abort`: percentage (0–100) and status.
-    pub abort: Option<(f64, AbortStatus)>,
+    /// `delay`: percentage (0–100; `None` when not written: istiod then sends 0 %, from the
+    /// deprecated integer `percent`) and fixed delay.
+    pub delay: Option<(Option<f64>, Duration)>,
+    /// `abort`: percentage (0–100; `None` when not written: istiod then sends no percentage)
+    /// and status.
+    pub abort: Option<(Option<f64>, AbortStatus)>,
 }
 
 /// One `http` entry of a `VirtualService`.

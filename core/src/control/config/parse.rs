@@ -244,7 +244,10 @@ fn parse_service_entry(ctx: &mut Ctx<'_>, meta: Meta, spec: &mut Obj<'_>) -> Opt
     }
     let ports_path = spec.path.key("ports");
     let mut ports: Vec<ServicePort> = Vec::new();
-    for (v, p) in spec.seq(ctx, "ports") {
+    let port_items = spec.seq(ctx, "ports");
+    // Report "no port" only when none was written, not when every one was invalid.
+    let declared_ports = port_items.len();
+    for (v, p) in port_items {
         let Some(mut o) = Obj::new(ctx, v, p.clone()) else {
             continue;
         };
@@ -322,7 +325,7 @@ fn parse_service_entry(ctx: &mut Ctx<'_>, meta: Meta, spec: &mut Obj<'_>) -> Opt
             target_port,
         });
     }
-    if ports.is_empty() {
+    if declared_ports == 0 {
         ctx.error(
             ConfigErrorKind::Missing,
             &ports_path,
@@ -705,19 +708,16 @@ fn parse_virtual_service(
     Some(VirtualService { meta, hosts, http })
 }
 
-fn percentage(ctx: &mut Ctx<'_>, o: &mut Obj<'_>) -> f64 {
-    let Some(mut p) = o.obj(ctx, "percentage") else {
-        // Istio: a fault without a percentage applies to every request.
-        return 100.0;
-    };
+fn percentage(ctx: &mut Ctx<'_>, o: &mut Obj<'_>) -> Option<f64> {
+    let mut p = o.obj(ctx, "percentage")?;
     let v = p.f64(ctx, "value").unwrap_or(0.0);
     let path = p.path.key("value");
     p.finish(ctx);
     if !(0.0..=100.0).contains(&v) {
         ctx.invalid(&path, format!("percentage {v} is outside 0-100"));
-        return 0.0;
+        return Some(0.0);
     }
-    v
+    Some(v)
 }
 
 fn parse_fault(ctx: &mut Ctx<'_>, mut f: Obj<'_>) -> Option<Fault> {

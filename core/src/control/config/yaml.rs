@@ -236,7 +236,9 @@ impl Ctx<'_> {
 
     pub(crate) fn error(&mut self, kind: ConfigErrorKind, path: &Path, msg: impl fmt::Display) {
         let line = self.line(path);
-        let message = if self.what.is_empty() {
+        let message = if self.what.is_empty() && path.0.is_empty() {
+            format!("document: {msg}")
+        } else if self.what.is_empty() {
             format!("{path}: {msg}")
         } else if path.0.is_empty() {
             format!("{}: {msg}", self.what)

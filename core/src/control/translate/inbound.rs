@@ -355,3 +355,40 @@ fn regex_quote(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use matcher::string_matcher::MatchPattern;
+
+    fn pattern(v: &str, prefix: &str) -> MatchPattern {
+        istio_string_matcher(v, prefix).match_pattern.unwrap()
+    }
+
+    #[test]
+    fn istio_wildcards() {
+        assert_eq!(
+            pattern("*", "spiffe://"),
+            MatchPattern::SafeRegex(matcher::RegexMatcher {
+                regex: ".+".into(),
+                ..Default::default()
+            })
+        );
+        assert_eq!(pattern("/a/*", ""), MatchPattern::Prefix("/a/".into()));
+        assert_eq!(
+            pattern("*.Check", ""),
+            MatchPattern::Suffix(".Check".into())
+        );
+        assert_eq!(
+            pattern("*/sa/a.b", "spiffe://"),
+            MatchPattern::SafeRegex(matcher::RegexMatcher {
+                regex: r"spiffe://.*/sa/a\.b".into(),
+                ..Default::default()
+            })
+        );
+        assert_eq!(
+            pattern("td/ns/x/sa/y", "spiffe://"),
+            MatchPattern::Exact("spiffe://td/ns/x/sa/y".into())
+        );
+    }
+}

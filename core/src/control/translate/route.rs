@@ -56,7 +56,13 @@ pub(crate) fn route_configuration(
                 services,
             )
         }
-        None => vec![default_route(svc, port.number)],
+        None => Vec::new(),
+    };
+    // A VirtualService that yields no route is not used (istiod: "no routes matched").
+    let routes = if routes.is_empty() {
+        vec![default_route(svc, port.number)]
+    } else {
+        routes
     };
     route::RouteConfiguration {
         name: cluster_name(port.number, "", svc.host),
@@ -321,14 +327,22 @@ fn fault_config(f: &Fault) -> fault::HttpFault {
         denominator: types::fractional_percent::DenominatorType::Million as i32,
     };
     fault::HttpFault {
+        // `TranslateFault`: without `percentage` the delay falls back to the deprecated integer
+        // `percent` (0, out of a hundred) and the abort carries no percentage at all.
         delay: f.delay.map(|(p, d)| common_fault::FaultDelay {
-            percentage: Some(pct(p)),
+            percentage: Some(p.map_or(
+                types::FractionalPercent {
+                    numerator: 0,
+                    denominator: types::fractional_percent::DenominatorType::Hundred as i32,
+                },
+                pct,
+            )),
             fault_delay_secifier: Some(common_fault::fault_delay::FaultDelaySecifier::FixedDelay(
                 proto_duration(d),
             )),
         }),
         abort: f.abort.map(|(p, status)| fault::FaultAbort {
-            percentage: Some(pct(p)),
+            percentage: p.map(pct),
             error_type: Some(match status {
                 AbortStatus::Http(c) => fault::fault_abort::ErrorType::HttpStatus(c),
                 AbortStatus::Grpc(c) => fault::fault_abort::ErrorType::GrpcStatus(c),
@@ -497,4 +511,58 @@ fn translate_route(
             .insert(FAULT_FILTER.to_string(), super::any(&fault_config(f)));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::services;
+    use super::*;
+    use crate::control::config::parse_str;
+
+    #[test]
+    fn non_kubernetes_hosts_get_only_absolute_forms_and_vips() {
+        let cfg = parse_str(
+            "t.yaml",
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: api}\nspec:\n  \
+             hosts: [api.example.com]\n  addresses: ['2001:db8::1']\n  ports: [{number: 443, name: grpc}]\n",
+        )
+        .unwrap()
+        .config;
+        let svcs = services(&cfg);
+        let svc = &svcs["api.example.com"];
+        assert_eq!(
+            vhost_domains(svc, 443),
+            [
+                "api.example.com",
+                "api.example.com:443",
+                "api.example.com.",
+                "api.example.com.:443",
+                "2001:db8::1",
+                "[2001:db8::1]:443"
+            ]
+        );
+    }
+
+    #[test]
+    fn retry_on_numbers_become_status_codes() {
+        let r = retry_policy(
+            Some(&Retries {
+                attempts: 4,
+                per_try_timeout: None,
+                retry_on: Some("503, unavailable".into()),
+            }),
+            true,
+        )
+        .unwrap();
+        assert_eq!(r.retry_on, "unavailable,retriable-status-codes");
+        assert_eq!(r.retriable_status_codes, [503]);
+        assert!(r.retry_host_predicate.is_empty());
+        assert_eq!(r.num_retries, Some(4));
+        let none = Retries {
+            attempts: 0,
+            per_try_timeout: None,
+            retry_on: None,
+        };
+        assert!(retry_policy(Some(&none), false).is_none());
+    }
 }
