@@ -221,3 +221,69 @@ fn bad_config_never_replaces_the_last_good_one() {
     assert_eq!(cp.config(), &good);
     assert!(cp.config_dump().last_rejected.is_some());
 }
+
+/// Bad input is an error, never a panic: every single-line deletion and truncation of the
+/// golden mesh either loads and translates, or reports errors with a line inside the file.
+#[test]
+fn mutilated_inputs_never_panic() {
+    use skiff_core::control::interfaces::InterfaceRegistry;
+    use skiff_core::control::translate;
+    let mesh = include_str!("data/control/mesh.yaml");
+    let lines: Vec<&str> = mesh.lines().collect();
+    let mut variants: Vec<String> = Vec::new();
+    for i in 0..lines.len() {
+        let mut v = lines.clone();
+        v.remove(i);
+        variants.push(v.join("\n"));
+        variants.push(lines[..i].join("\n"));
+        let mut w = lines.clone();
+        w[i] = w[i].trim_start();
+        variants.push(w.join("\n"));
+    }
+    for text in &variants {
+        match config::parse_str("mesh.yaml", text) {
+            Ok(loaded) => {
+                translate(&loaded.config, &InterfaceRegistry::new()).unwrap();
+            }
+            Err(errs) => {
+                assert!(!errs.0.is_empty());
+                for e in &errs.0 {
+                    assert!(e.line >= 1 && e.line <= lines.len(), "{e}");
+                }
+            }
+        }
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_text_never_panics(text in "[ -~\n]{0,400}") {
+        let _ = config::parse_str("x.yaml", &text);
+    }
+
+    #[test]
+    fn arbitrary_yamlish_never_panics(
+        text in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::strategy::Just("apiVersion: networking.istio.io/v1\n"),
+                proptest::strategy::Just("kind: VirtualService\n"),
+                proptest::strategy::Just("kind: ServiceEntry\n"),
+                proptest::strategy::Just("metadata: {name: a}\n"),
+                proptest::strategy::Just("spec:\n"),
+                proptest::strategy::Just("  hosts: [a.b]\n"),
+                proptest::strategy::Just("  http:\n  - route:\n    - destination: {host: a.b}\n"),
+                proptest::strategy::Just("      weight: 101\n"),
+                proptest::strategy::Just("  ports: [{number: 1, name: g}]\n"),
+                proptest::strategy::Just("---\n"),
+                proptest::strategy::Just("- \n"),
+                proptest::strategy::Just("  x: {\n"),
+            ],
+            0..24,
+        )
+    ) {
+        let text: String = text.concat();
+        if let Ok(loaded) = config::parse_str("x.yaml", &text) {
+            let _ = skiff_core::control::translate(&loaded.config, &Default::default());
+        }
+    }
+}
