@@ -35,6 +35,8 @@ pub mod balancer;
 pub mod control;
 pub mod grpc;
 pub mod ids;
+pub mod mesh;
+pub mod plane;
 pub mod resilience;
 pub mod resource;
 pub mod rng;

@@ -84,6 +84,25 @@ fn generate(root: &Path) -> io::Result<usize> {
     write(&dir, "invalid-cluster", &bad)?;
     n += 1;
 
+    // mesh_scenario: action bytes (see skiff_sim::scenario::decode).
+    let dir = corpus.join("mesh_scenario");
+    // Config with retries and a breaker, calls, a failing backend, a reset, time.
+    write(
+        &dir,
+        "retries-and-reset",
+        &[
+            0, 0b0111, 2, 3, 0, 0, 1, 0, 1, 4, 3, 0, 2, 1, 1, 0, 5, 6, 100, 1, 3, 6, 200,
+        ],
+    )?;
+    write(
+        &dir,
+        "outlier-and-deadlines",
+        &[
+            0, 0b1111, 0, 0, 1, 3, 3, 2, 2, 1, 1, 5, 1, 9, 6, 255, 6, 255, 4, 0, 6, 50,
+        ],
+    )?;
+    n += 2;
+
     // bootstrap: istio-agent's and the minimal direct form.
     let dir = corpus.join("bootstrap");
     let istio = root.join("core/tests/data/istio-grpc-agent-bootstrap.json");

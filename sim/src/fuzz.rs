@@ -63,3 +63,9 @@ pub fn resource(data: &[u8]) {
     };
     let _ = skiff_core::resource::decode(ty, &any);
 }
+
+/// A whole-mesh scenario decoded from bytes (see [`crate::scenario`]).
+pub fn mesh_scenario(data: &[u8]) {
+    let actions = crate::scenario::decode(data);
+    let _ = crate::scenario::run(1, &actions);
+}

@@ -12,8 +12,11 @@
 
 pub mod build;
 pub mod fuzz;
+pub mod mesh_world;
+pub mod scenario;
 pub mod server;
 pub mod world;
 
+pub use mesh_world::{Backend, Behavior, MeshWorld};
 pub use server::{SeenRequest, SimServer};
 pub use world::{World, test_node};

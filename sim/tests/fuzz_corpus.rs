@@ -25,3 +25,8 @@ fn ads_response_corpus() {
 fn resource_corpus() {
     assert!(replay("resource", skiff_sim::fuzz::resource) >= 4);
 }
+
+#[test]
+fn mesh_scenario_corpus() {
+    assert!(replay("mesh_scenario", skiff_sim::fuzz::mesh_scenario) >= 2);
+}

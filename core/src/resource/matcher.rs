@@ -442,6 +442,13 @@ impl HeaderMatcher {
 ///     fn header_value(&self, name: &str, index: usize) -> Option<&str> {
 ///         self.0.get_all(name).iter().filter_map(|v| v.to_str().ok()).nth(index)
 ///     }
+///     fn for_each_header(&self, f: &mut dyn FnMut(&str, &str)) {
+///         for (k, v) in self.0 {
+///             if let Ok(v) = v.to_str() {
+///                 f(k.as_str(), v);
+///             }
+///         }
+///     }
 /// }
 /// ```
 ///
@@ -452,6 +459,11 @@ pub trait HeaderSource {
     /// given in lowercase; `None` past the last value or when the header is absent. Values that
     /// are not valid UTF-8 should be skipped (gRPC ASCII metadata is always printable ASCII).
     fn header_value(&self, name: &str, index: usize) -> Option<&str>;
+
+    /// Calls `f` with every `(name, value)` pair, names in lowercase. The data plane uses it to
+    /// keep a copy of an RPC's metadata when the RPC must wait for configuration before it can
+    /// be routed (the only time the core copies headers).
+    fn for_each_header(&self, f: &mut dyn FnMut(&str, &str));
 }
 
 /// A [`HeaderSource`] over a slice of `(name, value)` pairs; names compare ASCII
@@ -475,6 +487,12 @@ impl HeaderSource for SliceHeaders<'_> {
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             .nth(index)
             .map(|(_, v)| *v)
+    }
+
+    fn for_each_header(&self, f: &mut dyn FnMut(&str, &str)) {
+        for (n, v) in self.pairs {
+            f(n, v);
+        }
     }
 }
 
