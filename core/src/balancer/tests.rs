@@ -147,8 +147,8 @@ fn usage_example() {
     let eligible = vec![true, false, true];
     let picker = Arc::new(Picker::new(Arc::clone(&plan), &eligible, &mut rng));
     let in_flight: Vec<AtomicU32> = (0..3).map(AtomicU32::new).collect();
-    let mut thread_rng = rng.fork("picks");
-    let mut ctx = PickContext::new(&mut thread_rng)
+    let mut picks_rng = rng.fork("picks");
+    let mut ctx = PickContext::new(&mut picks_rng)
         .with_hash(None)
         .with_in_flight(&in_flight[..]);
     match picker.pick(&mut ctx) {
