@@ -1,0 +1,59 @@
+//! `skiff`: the skiff command line.
+//!
+//! One module per subcommand under `cmd/`; add a variant to [`Command`] and a `run` function to
+//! add one.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// skiff: a proxyless service mesh for Rust.
+#[derive(Debug, Parser)]
+#[command(name = "skiff", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log filter (tracing's EnvFilter syntax, e.g. `info`, `skiff_tokio=debug`). Overrides
+    /// RUST_LOG.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the embedded xDS control plane from an Istio-style YAML file.
+    ControlPlane(cmd::control_plane::Args),
+    /// Write a gRPC xDS bootstrap file pointing at a control plane.
+    Bootstrap(cmd::bootstrap::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log.as_deref());
+    let result = match cli.command {
+        Command::ControlPlane(args) => cmd::control_plane::run(args),
+        Command::Bootstrap(args) => cmd::bootstrap::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skiff: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match filter {
+        Some(f) => EnvFilter::new(f),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,518 @@
+//! End to end on loopback: the real `XdsClient`, driven by skiff-tokio over real HTTP/2, against
+//! the real embedded control plane. Every test is bounded by a timeout and stops what it starts.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use prost::Message;
+use skiff_core::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use skiff_core::rng::Seed;
+use skiff_core::xds::backoff::BackoffConfig;
+use skiff_core::xds::{Protocol, ResourceStatus, ResourceType, XdsClient, XdsClientConfig};
+use skiff_tokio::{
+    ConfigEvent, ConfigSource, ControlPlaneOptions, ControlPlaneServer, DriverHandle,
+    DriverOptions, ServerTls, TlsFiles, XdsServerTarget, spawn_xds_client,
+};
+
+const LISTENER: &str = "echo.default.svc.cluster.local:7000";
+const V1: &str = "outbound|7000|v1|echo.default.svc.cluster.local";
+const V2: &str = "outbound|7000|v2|echo.default.svc.cluster.local";
+
+/// A ServiceEntry with two endpoints, a VirtualService (header match + weighted split) and a
+/// DestinationRule with two subsets. `extra` adds endpoints of version v1.
+fn mesh(extra_v1: &[&str], v1_weight: u32) -> String {
+    let mut endpoints = String::from(
+        "  - {address: 10.0.0.1, labels: {version: v1}}\n  - {address: 10.0.0.2, labels: {version: v2}}\n",
+    );
+    for a in extra_v1 {
+        endpoints.push_str(&format!("  - {{address: {a}, labels: {{version: v1}}}}\n"));
+    }
+    format!(
+        r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: echo, namespace: default}}
+spec:
+  hosts: [echo.default.svc.cluster.local]
+  ports: [{{number: 7000, name: grpc}}]
+  endpoints:
+{endpoints}---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: echo, namespace: default}}
+spec:
+  hosts: [echo]
+  http:
+  - match:
+    - headers:
+        x-canary: {{exact: "1"}}
+    route:
+    - destination: {{host: echo, subset: v2}}
+  - route:
+    - destination: {{host: echo, subset: v1}}
+      weight: {v1_weight}
+    - destination: {{host: echo, subset: v2}}
+      weight: 10
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: echo, namespace: default}}
+spec:
+  host: echo
+  trafficPolicy:
+    loadBalancer: {{simple: ROUND_ROBIN}}
+  subsets:
+  - {{name: v1, labels: {{version: v1}}}}
+  - {{name: v2, labels: {{version: v2}}}}
+"#
+    )
+}
+
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "skiff-tokio-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn client(target: XdsServerTarget, protocol: Protocol) -> DriverHandle<XdsClient> {
+    let node = skiff_core::pb::envoy::config::core::v3::Node {
+        id: "sidecar~127.0.0.1~app-1.default~default.svc.cluster.local".into(),
+        ..Default::default()
+    };
+    let mut config = XdsClientConfig::new(node);
+    config.protocol = protocol;
+    // Reconnect quickly: these tests restart control planes.
+    config.backoff = BackoffConfig {
+        initial: Duration::from_millis(100),
+        max: Duration::from_millis(500),
+        ..BackoffConfig::default()
+    };
+    spawn_xds_client(&target, config, Seed(7), DriverOptions::default()).unwrap()
+}
+
+/// Waits until every type has at least one resource and every resource is ACKed.
+async fn all_acked(c: &DriverHandle<XdsClient>) {
+    c.wait_for(|x: &XdsClient| {
+        let dump = x.config_dump();
+        let complete = ResourceType::ALL
+            .iter()
+            .all(|t| dump.iter().any(|e| e.ty == *t))
+            && dump.iter().all(|e| e.status == ResourceStatus::Acked);
+        complete.then_some(())
+    })
+    .await
+    .unwrap();
+}
+
+/// The endpoint addresses of a cluster's assignment as the client holds it.
+fn endpoints_of(x: &XdsClient, cluster: &str) -> Vec<String> {
+    let Some(e) = x.entry(ResourceType::ClusterLoadAssignment, cluster) else {
+        return Vec::new();
+    };
+    let Some(raw) = &e.raw else {
+        return Vec::new();
+    };
+    let cla = ClusterLoadAssignment::decode(raw.value.as_slice()).unwrap();
+    let mut out: Vec<String> = cla
+        .endpoints
+        .iter()
+        .flat_map(|l| &l.lb_endpoints)
+        .filter_map(|lb| match &lb.host_identifier {
+            Some(
+                skiff_core::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier::Endpoint(
+                    ep,
+                ),
+            ) => ep.address.as_ref(),
+            _ => None,
+        })
+        .filter_map(|a| match &a.address {
+            Some(skiff_core::pb::envoy::config::core::v3::address::Address::SocketAddress(s)) => {
+                Some(s.address.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+async fn wait_endpoints(c: &DriverHandle<XdsClient>, cluster: &'static str, want: &[&str]) {
+    let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    c.wait_for(move |x: &XdsClient| (endpoints_of(x, cluster) == want).then_some(()))
+        .await
+        .unwrap();
+}
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+async fn bounded<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(LIMIT, f)
+        .await
+        .expect("test did not finish in time")
+}
+
+async fn full_cascade(protocol: Protocol) {
+    init_logs();
+    let server = ControlPlaneServer::bind(
+        "127.0.0.1:0",
+        ConfigSource::text("mesh.yaml", mesh(&[], 90)),
+    )
+    .await
+    .unwrap();
+    let target = XdsServerTarget::insecure(server.local_addr().to_string());
+    let cp = server.spawn();
+    let c = client(target, protocol);
+    bounded(async {
+        c.watch(ResourceType::Listener, LISTENER).await.unwrap();
+        all_acked(&c).await;
+        let dump = c.config_dump().await.unwrap();
+        let names = |t: ResourceType| -> Vec<String> {
+            dump.iter()
+                .filter(|e| e.ty == t)
+                .map(|e| e.name.clone())
+                .collect()
+        };
+        assert_eq!(names(ResourceType::Listener), [LISTENER]);
+        assert_eq!(
+            names(ResourceType::RouteConfiguration),
+            ["outbound|7000||echo.default.svc.cluster.local"]
+        );
+        assert_eq!(names(ResourceType::Cluster), [V1, V2]);
+        assert_eq!(names(ResourceType::ClusterLoadAssignment), [V1, V2]);
+        let x = c.read(|x: &XdsClient| (endpoints_of(x, V1), endpoints_of(x, V2)));
+        assert_eq!(
+            x.await.unwrap(),
+            (vec!["10.0.0.1".to_string()], vec!["10.0.0.2".to_string()])
+        );
+        // The server saw ACKs for every type on one stream.
+        let dump = cp.handle().config_dump().ads;
+        assert_eq!(dump.streams.len(), 1);
+        assert_eq!(dump.streams[0].types.len(), 4);
+        for t in &dump.streams[0].types {
+            assert!(t.acked.is_some(), "{} not acked", t.type_url);
+            assert!(t.nacked.is_none(), "{} nacked", t.type_url);
+        }
+    })
+    .await;
+    c.shutdown().await;
+    bounded(cp.shutdown()).await;
+}
+
+/// (a) SotW: Listener → Route → Clusters → EDS, all ACKed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sotw_cascade_over_real_h2() {
+    full_cascade(Protocol::StateOfTheWorld).await;
+}
+
+/// (b) The same over Delta.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_cascade_over_real_h2() {
+    full_cascade(Protocol::Delta).await;
+}
+
+/// (c) Editing the file pushes new endpoints; an invalid edit is rejected with its line and the
+/// previous configuration keeps being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_edits_reach_the_client() {
+    init_logs();
+    let dir = TempDir::new("edit");
+    let file = dir.path().join("mesh.yaml");
+    std::fs::write(&file, mesh(&[], 90)).unwrap();
+    let options = ControlPlaneOptions {
+        poll_interval: Duration::from_millis(50),
+        ..ControlPlaneOptions::default()
+    };
+    let server = ControlPlaneServer::bind_with("127.0.0.1:0", ConfigSource::file(&file), options)
+        .await
+        .unwrap();
+    let target = XdsServerTarget::insecure(server.local_addr().to_string());
+    let mut events = server.config_events();
+    let cp = server.spawn();
+    let c = client(target, Protocol::StateOfTheWorld);
+    bounded(async {
+        c.watch(ResourceType::Listener, LISTENER).await.unwrap();
+        all_acked(&c).await;
+        wait_endpoints(&c, V1, &["10.0.0.1"]).await;
+
+        // A valid edit: one more v1 endpoint.
+        std::fs::write(&file, mesh(&["10.0.0.3"], 90)).unwrap();
+        match events.recv().await.unwrap() {
+            ConfigEvent::Applied { .. } => {}
+            other => panic!("expected Applied, got {other}"),
+        }
+        wait_endpoints(&c, V1, &["10.0.0.1", "10.0.0.3"]).await;
+
+        // An invalid edit: weights 85 + 10 != 100, and one more endpoint that must not appear.
+        std::fs::write(&file, mesh(&["10.0.0.3", "10.0.0.4"], 85)).unwrap();
+        let errors = match events.recv().await.unwrap() {
+            ConfigEvent::Rejected { errors, .. } => errors,
+            other => panic!("expected Rejected, got {other}"),
+        };
+        let text = errors.to_string();
+        // The VirtualService's route starts on line 26 of the edited file; the error names the
+        // file and a line inside that document.
+        assert!(text.contains("mesh.yaml:"), "{text}");
+        assert!(text.contains("VirtualService echo"), "{text}");
+        assert!(
+            errors.0.iter().all(|e| e.line >= 15 && e.line <= 35),
+            "{text}"
+        );
+        assert_eq!(cp.handle().last_rejection(), Some(errors.clone()));
+        // Still served: the client keeps the previous endpoints, everything ACKed.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = c.read(|x: &XdsClient| endpoints_of(x, V1)).await.unwrap();
+        assert_eq!(now, ["10.0.0.1", "10.0.0.3"]);
+        all_acked(&c).await;
+
+        // Fixing the file applies again.
+        std::fs::write(&file, mesh(&["10.0.0.5"], 90)).unwrap();
+        match events.recv().await.unwrap() {
+            ConfigEvent::Applied { .. } => {}
+            other => panic!("expected Applied, got {other}"),
+        }
+        wait_endpoints(&c, V1, &["10.0.0.1", "10.0.0.5"]).await;
+    })
+    .await;
+    c.shutdown().await;
+    bounded(cp.shutdown()).await;
+}
+
+/// (d) The control plane stops and comes back on the same port: the client keeps serving its
+/// cache meanwhile, reconnects, and picks up the restarted plane's configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_control_plane_restart() {
+    init_logs();
+    let server = ControlPlaneServer::bind(
+        "127.0.0.1:0",
+        ConfigSource::text("mesh.yaml", mesh(&[], 90)),
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr().tcp().unwrap();
+    let cp = server.spawn();
+    let c = client(
+        XdsServerTarget::insecure(addr.to_string()),
+        Protocol::StateOfTheWorld,
+    );
+    let mut status = c.status();
+    bounded(async {
+        c.watch(ResourceType::Listener, LISTENER).await.unwrap();
+        all_acked(&c).await;
+        assert_eq!(status.borrow().streams_opened, 1);
+
+        cp.shutdown().await;
+        // The stream ends (UNAVAILABLE trailers from the shutdown)...
+        let st = status.wait_for(|s| !s.open).await.unwrap().clone();
+        let reason = st.last_close.unwrap_or_default();
+        assert!(
+            reason.contains("UNAVAILABLE") || reason.contains("connection"),
+            "{reason}"
+        );
+        // ...and while the plane is down (the client retries and fails), the cache serves.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let still = c
+            .read(|x: &XdsClient| {
+                (
+                    x.resource(ResourceType::Listener, LISTENER).is_some(),
+                    endpoints_of(x, V1),
+                    x.config_dump()
+                        .iter()
+                        .all(|e| e.status == ResourceStatus::Acked),
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(still, (true, vec!["10.0.0.1".to_string()], true));
+
+        // Back on the same port with a new endpoint.
+        let server = loop {
+            match ControlPlaneServer::bind(
+                addr,
+                ConfigSource::text("mesh.yaml", mesh(&["10.0.0.9"], 90)),
+            )
+            .await
+            {
+                Ok(s) => break s,
+                Err(e) => {
+                    eprintln!("rebinding {addr}: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        let cp = server.spawn();
+        wait_endpoints(&c, V1, &["10.0.0.1", "10.0.0.9"]).await;
+        all_acked(&c).await;
+        assert!(status.borrow().streams_opened >= 2);
+        c.shutdown().await;
+        cp.shutdown().await;
+    })
+    .await;
+}
+
+/// (e) A unix socket target (istio-agent's `unix:///etc/istio/proxy/XDS` shape).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_target() {
+    init_logs();
+    let dir = TempDir::new("unix");
+    let sock = dir.path().join("XDS");
+    let server = ControlPlaneServer::bind_unix(
+        &sock,
+        ConfigSource::text("mesh.yaml", mesh(&[], 90)),
+        ControlPlaneOptions::default(),
+    )
+    .await
+    .unwrap();
+    let target = server.local_addr().to_string();
+    assert_eq!(target, format!("unix://{}", sock.display()));
+    assert!(target.starts_with("unix:///"));
+    let cp = server.spawn();
+    let c = client(XdsServerTarget::insecure(target), Protocol::Delta);
+    bounded(async {
+        c.watch(ResourceType::Listener, LISTENER).await.unwrap();
+        all_acked(&c).await;
+    })
+    .await;
+    c.shutdown().await;
+    bounded(cp.shutdown()).await;
+    assert!(!sock.exists(), "the socket file is removed on shutdown");
+}
+
+/// TLS with client certificates (mTLS) both ways, from files (gRFC A65 channel creds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_target() {
+    init_logs();
+    let dir = TempDir::new("tls");
+    let files = write_pki(dir.path());
+    let options = ControlPlaneOptions {
+        tls: Some(ServerTls {
+            cert: files.server_cert.clone(),
+            key: files.server_key.clone(),
+            client_ca: Some(files.ca.clone()),
+        }),
+        ..ControlPlaneOptions::default()
+    };
+    let server = ControlPlaneServer::bind_with(
+        "127.0.0.1:0",
+        ConfigSource::text("mesh.yaml", mesh(&[], 90)),
+        options,
+    )
+    .await
+    .unwrap();
+    let port = server.local_addr().tcp().unwrap().port();
+    let cp = server.spawn();
+    // `localhost` is in the server certificate's SANs.
+    let target = XdsServerTarget::tls(
+        format!("dns:///localhost:{port}"),
+        TlsFiles {
+            ca: Some(files.ca.clone()),
+            cert: Some(files.client_cert.clone()),
+            key: Some(files.client_key.clone()),
+        },
+    );
+    let c = client(target, Protocol::StateOfTheWorld);
+    bounded(async {
+        c.watch(ResourceType::Listener, LISTENER).await.unwrap();
+        all_acked(&c).await;
+    })
+    .await;
+    c.shutdown().await;
+
+    // Without a client certificate the server refuses the handshake: the client never opens.
+    let anonymous = XdsServerTarget::tls(
+        format!("localhost:{port}"),
+        TlsFiles {
+            ca: Some(files.ca.clone()),
+            ..TlsFiles::default()
+        },
+    );
+    let c = client(anonymous, Protocol::StateOfTheWorld);
+    let mut status = c.status();
+    bounded(async {
+        c.watch(ResourceType::Listener, LISTENER).await.unwrap();
+        let st = status
+            .wait_for(|s| s.last_close.is_some())
+            .await
+            .unwrap()
+            .clone();
+        let resource = c.resource(ResourceType::Listener, LISTENER).await.unwrap();
+        assert!(resource.is_none(), "{st:?}");
+    })
+    .await;
+    c.shutdown().await;
+    bounded(cp.shutdown()).await;
+}
+
+struct Pki {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+}
+
+fn write_pki(dir: &Path) -> Pki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa,
+        KeyPair,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf = |sans: Vec<String>, usage: ExtendedKeyUsagePurpose| {
+        let mut p = CertificateParams::new(sans).unwrap();
+        p.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &ca).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server_cert, server_key) = leaf(
+        vec!["localhost".into(), "127.0.0.1".into()],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let (client_cert, client_key) = leaf(
+        vec!["app.default".into()],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    Pki {
+        ca: write("ca.pem", &ca.pem()),
+        server_cert: write("server.pem", &server_cert),
+        server_key: write("server-key.pem", &server_key),
+        client_cert: write("client.pem", &client_cert),
+        client_key: write("client-key.pem", &client_key),
+    }
+}
