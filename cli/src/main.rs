@@ -25,8 +25,18 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the embedded xDS control plane from an Istio-style YAML file.
+    ///
+    /// Serves ADS (State of the World and Delta) over HTTP/2, plaintext or TLS, to skiff and to
+    /// any proxyless gRPC client (grpc-go, grpc-java, grpcio, grpc-js), with the resource names
+    /// and shapes istiod's proxyless generator uses. The file is watched: every reload is
+    /// printed, and an invalid edit is rejected with its line-accurate errors while the previous
+    /// configuration keeps being served. Stop with Ctrl-C or SIGTERM.
     ControlPlane(cmd::control_plane::Args),
     /// Write a gRPC xDS bootstrap file pointing at a control plane.
+    ///
+    /// The bootstrap (gRFC A27) names one insecure xDS server with `xds_v3`, a node with
+    /// `GENERATOR: grpc` metadata, and istiod's server listener template. Point grpc-go,
+    /// grpc-java, grpcio, grpc-js or skiff at it with GRPC_XDS_BOOTSTRAP=FILE.
     Bootstrap(cmd::bootstrap::Args),
 }
 

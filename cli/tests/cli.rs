@@ -156,6 +156,29 @@ fn control_plane_prints_address_and_reloads() {
     // ...a valid one applied.
     std::fs::write(&file, MESH.replace("10.0.0.1", "10.0.0.2")).unwrap();
     next("configuration applied");
+
+    // SIGTERM stops it cleanly.
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    next("shutting down");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
     drop(child);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -6,10 +6,7 @@ use serde_json::json;
 
 use super::CliError;
 
-/// Write a gRPC xDS bootstrap (gRFC A27) for a proxyless client: one insecure xDS server with
-/// `xds_v3`, a node with `GENERATOR: grpc` metadata, and istiod's server listener template.
-///
-/// Point grpc-go, grpc-java, grpcio, grpc-js or skiff at it with GRPC_XDS_BOOTSTRAP=FILE.
+/// Arguments of `skiff bootstrap`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The control plane's address (`host:port`, `dns:///host:port`, `unix:///path`).

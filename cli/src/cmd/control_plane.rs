@@ -6,10 +6,7 @@ use skiff_tokio::{ConfigSource, ControlPlaneOptions, ControlPlaneServer, ServerT
 
 use super::CliError;
 
-/// Serve xDS (ADS, SotW and Delta) from an Istio-subset YAML file, reloading it when it changes.
-///
-/// Every reload is printed; an invalid edit is rejected with its line-accurate errors and the
-/// previous configuration keeps being served. Stop with Ctrl-C.
+/// Arguments of `skiff control-plane`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Mesh configuration: ServiceEntry, WorkloadEntry, VirtualService, DestinationRule,
@@ -77,6 +74,8 @@ async fn serve(args: Args) -> Result<(), CliError> {
     );
     let mut events = server.config_events();
     let running = server.spawn();
+    let stop = stop_signal();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
             event = events.recv() => match event {
@@ -86,7 +85,7 @@ async fn serve(args: Args) -> Result<(), CliError> {
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             },
-            signal = tokio::signal::ctrl_c() => {
+            signal = &mut stop => {
                 signal?;
                 println!("skiff control-plane: shutting down");
                 break;
@@ -95,4 +94,20 @@ async fn serve(args: Args) -> Result<(), CliError> {
     }
     running.shutdown().await;
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what container runtimes send).
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
 }
