@@ -750,3 +750,64 @@ async fn server_statuses() {
     .await;
     bounded(cp.shutdown()).await;
 }
+
+/// The driver's timer: a server that opens the stream but never answers lets the client's
+/// does-not-exist timer (gRFC A57) fire through `poll_timeout` / `handle_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn does_not_exist_timer_fires() {
+    init_logs();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        let mut conn = h2::server::handshake(sock).await.unwrap();
+        let mut held = Vec::new();
+        while let Some(Ok((request, mut respond))) = conn.accept().await {
+            let mut response = http::Response::new(());
+            response.headers_mut().insert(
+                "content-type",
+                http::HeaderValue::from_static("application/grpc"),
+            );
+            let send = respond.send_response(response, false).unwrap();
+            // Keep both halves open, say nothing.
+            held.push((request, send));
+        }
+    });
+    let node = skiff_core::pb::envoy::config::core::v3::Node {
+        id: "silent".into(),
+        ..Default::default()
+    };
+    let mut config = XdsClientConfig::new(node);
+    config.does_not_exist_timeout = Duration::from_millis(200);
+    let c = spawn_xds_client(
+        &XdsServerTarget::insecure(addr.to_string()),
+        config,
+        Seed(3),
+        DriverOptions::default(),
+    )
+    .unwrap();
+    let mut events = c.subscribe();
+    bounded(async {
+        c.watch(ResourceType::Listener, LISTENER).await.unwrap();
+        loop {
+            match events.recv().await.unwrap() {
+                skiff_core::xds::XdsEvent::DoesNotExist { ty, name } => {
+                    assert_eq!((ty, name.as_str()), (ResourceType::Listener, LISTENER));
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let status = c
+            .read(|x: &XdsClient| x.entry(ResourceType::Listener, LISTENER).map(|e| e.status))
+            .await
+            .unwrap();
+        assert_eq!(status, Some(ResourceStatus::DoesNotExist));
+        // The stream is still the first one: the timer is not a reconnect.
+        assert_eq!(c.status().borrow().streams_opened, 1);
+        assert!(c.status().borrow().open);
+    })
+    .await;
+    c.shutdown().await;
+    server.abort();
+}
