@@ -789,14 +789,12 @@ async fn does_not_exist_timer_fires() {
     let mut events = c.subscribe();
     bounded(async {
         c.watch(ResourceType::Listener, LISTENER).await.unwrap();
-        loop {
-            match events.recv().await.unwrap() {
-                skiff_core::xds::XdsEvent::DoesNotExist { ty, name } => {
-                    assert_eq!((ty, name.as_str()), (ResourceType::Listener, LISTENER));
-                    break;
-                }
-                other => panic!("unexpected {other:?}"),
+        // Nothing else happens first: no response, no reconnect.
+        match events.recv().await.unwrap() {
+            skiff_core::xds::XdsEvent::DoesNotExist { ty, name } => {
+                assert_eq!((ty, name.as_str()), (ResourceType::Listener, LISTENER));
             }
+            other => panic!("unexpected {other:?}"),
         }
         let status = c
             .read(|x: &XdsClient| x.entry(ResourceType::Listener, LISTENER).map(|e| e.status))
