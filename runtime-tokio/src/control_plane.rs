@@ -749,6 +749,9 @@ impl RunningControlPlane {
 
 // ---- connections and streams --------------------------------------------------------------
 
+/// Bound on a client's TLS and HTTP/2 handshakes (a silent peer does not hold a task forever).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 struct AbortOnDrop<T>(JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
@@ -766,7 +769,7 @@ async fn serve_connection(
     let io: BoxIo = match tls {
         None => io,
         Some(acceptor) => {
-            match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(io)).await {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
                 Ok(Ok(s)) => Box::new(s),
                 Ok(Err(e)) => {
                     tracing::debug!("TLS handshake: {e}");
@@ -780,15 +783,20 @@ async fn serve_connection(
         }
     };
     let mut shutdown = shared.shutdown.subscribe();
-    let mut connection = match h2::server::Builder::new()
+    let handshake = h2::server::Builder::new()
         .initial_window_size(1 << 20)
         .initial_connection_window_size(2 << 20)
-        .handshake::<BoxIo, Bytes>(io)
-        .await
-    {
-        Ok(c) => c,
-        Err(e) => {
+        // ADS needs one stream per client; this only bounds what a misbehaving one can open.
+        .max_concurrent_streams(128)
+        .handshake::<BoxIo, Bytes>(io);
+    let mut connection = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
             tracing::debug!("HTTP/2 handshake: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("HTTP/2 handshake timed out");
             return;
         }
     };
