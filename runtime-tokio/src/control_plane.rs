@@ -646,7 +646,7 @@ fn prepare(config: &ConfigSource, options: &ControlPlaneOptions) -> Result<Prepa
 }
 
 /// The rustls server configuration (ALPN `h2`; mTLS when a client CA is given).
-pub fn server_tls_config(tls: &ServerTls) -> Result<rustls::ServerConfig, String> {
+pub(crate) fn server_tls_config(tls: &ServerTls) -> Result<rustls::ServerConfig, String> {
     let certs = load_certs("certificate", &tls.cert).map_err(|e| e.to_string())?;
     let key = load_key(&tls.key).map_err(|e| e.to_string())?;
     let builder = rustls::ServerConfig::builder_with_provider(ring_provider())
