@@ -1,0 +1,7 @@
+//! One module per subcommand: each has clap `Args` and a `run(Args) -> Result<(), CliError>`.
+
+pub mod bootstrap;
+pub mod control_plane;
+
+/// A failed command: the message printed after `skiff: `.
+pub type CliError = Box<dyn std::error::Error>;

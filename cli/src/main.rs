@@ -1,0 +1,69 @@
+//! `skiff`: the skiff command line.
+//!
+//! One module per subcommand under `cmd/`; add a variant to [`Command`] and a `run` function to
+//! add one.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// skiff: a proxyless service mesh for Rust.
+#[derive(Debug, Parser)]
+#[command(name = "skiff", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log filter (tracing's EnvFilter syntax, e.g. `info`, `skiff_tokio=debug`). Overrides
+    /// RUST_LOG.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the embedded xDS control plane from an Istio-style YAML file.
+    ///
+    /// Serves ADS (State of the World and Delta) over HTTP/2, plaintext or TLS, to skiff and to
+    /// any proxyless gRPC client (grpc-go, grpc-java, grpcio, grpc-js), with the resource names
+    /// and shapes istiod's proxyless generator uses. The file is watched: every reload is
+    /// printed, and an invalid edit is rejected with its line-accurate errors while the previous
+    /// configuration keeps being served. Stop with Ctrl-C or SIGTERM.
+    ControlPlane(cmd::control_plane::Args),
+    /// Write a gRPC xDS bootstrap file pointing at a control plane.
+    ///
+    /// The bootstrap (gRFC A27) names one insecure xDS server with `xds_v3`, a node with
+    /// `GENERATOR: grpc` metadata, and istiod's server listener template. Point grpc-go,
+    /// grpc-java, grpcio, grpc-js or skiff at it with GRPC_XDS_BOOTSTRAP=FILE.
+    Bootstrap(cmd::bootstrap::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log.as_deref());
+    let result = match cli.command {
+        Command::ControlPlane(args) => cmd::control_plane::run(args),
+        Command::Bootstrap(args) => cmd::bootstrap::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skiff: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match filter {
+        Some(f) => EnvFilter::new(f),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,202 @@
+//! The `skiff` binary, run as a user would (bounded in time; every child is killed).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const SKIFF: &str = env!("CARGO_BIN_EXE_skiff");
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(SKIFF).args(args).output().unwrap()
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn help_everywhere() {
+    let o = run(&["--help"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert!(
+        text.contains("control-plane") && text.contains("bootstrap"),
+        "{text}"
+    );
+
+    let o = run(&["control-plane", "--help"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    for flag in [
+        "--config",
+        "--listen",
+        "--tls-cert",
+        "--tls-key",
+        "127.0.0.1:15010",
+    ] {
+        assert!(text.contains(flag), "{flag} missing from:\n{text}");
+    }
+
+    let o = run(&["bootstrap", "--help"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    for flag in ["--xds-server", "--node-id", "--out"] {
+        assert!(text.contains(flag), "{flag} missing from:\n{text}");
+    }
+
+    // A missing required flag is a usage error, not a crash.
+    let o = run(&["control-plane"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn bootstrap_is_grpc_xds_bootstrap_json() {
+    let o = run(&[
+        "bootstrap",
+        "--xds-server",
+        "dns:///cp:15010",
+        "--node-id",
+        "n1",
+    ]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let server = &v["xds_servers"][0];
+    assert_eq!(server["server_uri"], "dns:///cp:15010");
+    assert_eq!(server["channel_creds"][0]["type"], "insecure");
+    assert_eq!(server["server_features"][0], "xds_v3");
+    assert_eq!(v["node"]["id"], "n1");
+    assert_eq!(v["node"]["metadata"]["GENERATOR"], "grpc");
+
+    // Defaults, written to a file.
+    let dir = temp_dir("bootstrap");
+    let out = dir.join("bootstrap.json");
+    let o = run(&["bootstrap", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.stdout.is_empty());
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(v["xds_servers"][0]["server_uri"], "127.0.0.1:15010");
+    assert!(v["node"]["id"].as_str().unwrap().starts_with("sidecar~"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+const MESH: &str = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: echo, namespace: default}
+spec:
+  hosts: [echo.default.svc.cluster.local]
+  ports: [{number: 7000, name: grpc}]
+  endpoints:
+  - {address: 10.0.0.1}
+";
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("skiff-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+/// Kills the child on drop (the test may fail half-way).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn control_plane_prints_address_and_reloads() {
+    let dir = temp_dir("cp");
+    let file = dir.join("mesh.yaml");
+    std::fs::write(&file, MESH).unwrap();
+    let mut child = Killed(
+        Command::new(SKIFF)
+            .args(["control-plane", "--config", file.to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, lines) = mpsc::channel();
+    let out = child.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |what: &str| -> String {
+        loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("no line containing {what:?}"));
+            if line.contains(what) {
+                return line;
+            }
+        }
+    };
+    let line = next("serving");
+    let addr = line.rsplit(' ').next().unwrap().to_string();
+    let addr: std::net::SocketAddr = addr.parse().unwrap_or_else(|_| panic!("{line}"));
+    assert_eq!(addr.ip().to_string(), "127.0.0.1");
+    assert_ne!(addr.port(), 0);
+    std::net::TcpStream::connect(addr).unwrap();
+
+    // An invalid edit is printed with its line and rejected...
+    std::fs::write(&file, MESH.replace("10.0.0.1", "not-an-ip")).unwrap();
+    next("rejected");
+    let error = next("mesh.yaml:");
+    assert!(error.contains("mesh.yaml:8:"), "{error}");
+    // ...a valid one applied.
+    std::fs::write(&file, MESH.replace("10.0.0.1", "10.0.0.2")).unwrap();
+    next("configuration applied");
+
+    // SIGTERM stops it cleanly.
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    next("shutting down");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    drop(child);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn control_plane_refuses_an_invalid_initial_config() {
+    let dir = temp_dir("bad");
+    let file = dir.join("mesh.yaml");
+    std::fs::write(&file, MESH.replace("10.0.0.1", "not-an-ip")).unwrap();
+    let o = run(&[
+        "control-plane",
+        "--config",
+        file.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("mesh.yaml:8:"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
