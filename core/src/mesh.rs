@@ -512,6 +512,22 @@ impl Mesh {
         Ok(id)
     }
 
+    /// Watches any xDS resource directly (an xDS-enabled server's listener, gRFC A36, or a
+    /// cluster for a tool). Read it with `self.xds().resource(..)`; it shares the one ADS
+    /// stream with the channels.
+    pub fn watch_resource(&mut self, now: Instant, ty: ResourceType, name: &str) {
+        let now = self.clock.observe(now);
+        self.xds.watch(now, ty, name);
+        self.after_xds(now);
+    }
+
+    /// Stops a [`Mesh::watch_resource`] watch.
+    pub fn unwatch_resource(&mut self, now: Instant, ty: ResourceType, name: &str) {
+        let now = self.clock.observe(now);
+        self.xds.unwatch(now, ty, name);
+        self.after_xds(now);
+    }
+
     /// Closes a channel; its calls end with CANCELLED.
     pub fn close_channel(&mut self, now: Instant, ch: ChannelId) {
         let now = self.clock.observe(now);
