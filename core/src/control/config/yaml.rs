@@ -68,6 +68,9 @@ pub(crate) struct RawDoc {
     pub(crate) padded: String,
     /// The document's own lines, for the field locator.
     pub(crate) lines: Vec<(usize, String)>,
+    /// The locator's view of `lines`, built on first use and reused for every field: building
+    /// it per lookup made loading quadratic in the number of endpoints.
+    vlines: core::cell::OnceCell<Vec<VLine>>,
 }
 
 /// Splits a multi-document YAML file on `---` lines (the Kubernetes convention), skipping
@@ -87,6 +90,7 @@ pub(crate) fn split_documents(text: &str) -> Vec<RawDoc> {
                 start_line,
                 padded,
                 lines: core::mem::take(current),
+                vlines: core::cell::OnceCell::new(),
             });
         }
         current.clear();
@@ -114,14 +118,14 @@ fn is_content(line: &str) -> bool {
 
 /// A logical line for the locator: a `- ` sequence dash, or content, at an indentation.
 #[derive(Debug)]
-struct VLine<'a> {
+struct VLine {
     line: usize,
     indent: usize,
     dash: bool,
-    text: &'a str,
+    text: String,
 }
 
-fn vlines(lines: &[(usize, String)]) -> Vec<VLine<'_>> {
+fn vlines(lines: &[(usize, String)]) -> Vec<VLine> {
     let mut out = Vec::new();
     for (n, l) in lines {
         if !is_content(l) {
@@ -136,7 +140,7 @@ fn vlines(lines: &[(usize, String)]) -> Vec<VLine<'_>> {
                     line: *n,
                     indent,
                     dash: true,
-                    text: "",
+                    text: String::new(),
                 });
                 let after = rest.get(1..).unwrap_or("");
                 let spaces = after.len() - after.trim_start().len();
@@ -150,7 +154,7 @@ fn vlines(lines: &[(usize, String)]) -> Vec<VLine<'_>> {
                     line: *n,
                     indent,
                     dash: false,
-                    text: rest,
+                    text: rest.to_string(),
                 });
                 break;
             }
@@ -182,9 +186,14 @@ fn key_matches(text: &str, key: &str) -> bool {
 
 /// Best-effort line of the field at `path` in block-style YAML. Walks down as far as it can and
 /// returns the deepest line found, so a flow-style (`{a: 1}`) field still reports its parent.
+#[cfg(test)]
 pub(crate) fn locate(lines: &[(usize, String)], path: &Path) -> Option<usize> {
-    let all = vlines(lines);
-    let mut scope: &[VLine<'_>] = &all;
+    locate_in(&vlines(lines), path)
+}
+
+/// [`locate`] over a prepared locator view.
+fn locate_in(all: &[VLine], path: &Path) -> Option<usize> {
+    let mut scope: &[VLine] = all;
     let mut found = None;
     for seg in &path.0 {
         let Some(child_indent) = scope.first().map(|v| v.indent) else {
@@ -193,7 +202,7 @@ pub(crate) fn locate(lines: &[(usize, String)], path: &Path) -> Option<usize> {
         let hit = match seg {
             Seg::Key(k) => scope
                 .iter()
-                .position(|v| v.indent == child_indent && !v.dash && key_matches(v.text, k)),
+                .position(|v| v.indent == child_indent && !v.dash && key_matches(&v.text, k)),
             Seg::Index(i) => scope
                 .iter()
                 .enumerate()
@@ -231,7 +240,8 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub(crate) fn line(&self, path: &Path) -> usize {
-        locate(&self.doc.lines, path).unwrap_or(self.doc.start_line)
+        let view = self.doc.vlines.get_or_init(|| vlines(&self.doc.lines));
+        locate_in(view, path).unwrap_or(self.doc.start_line)
     }
 
     pub(crate) fn error(&mut self, kind: ConfigErrorKind, path: &Path, msg: impl fmt::Display) {
