@@ -289,7 +289,10 @@ impl fmt::Display for BootstrapError {
             }
             BootstrapError::Field { path, problem } => write!(f, "{path}: {problem}"),
             BootstrapError::UnknownAuthority { authority } => {
-                write!(f, "authority {authority:?} is not in the bootstrap's authorities")
+                write!(
+                    f,
+                    "authority {authority:?} is not in the bootstrap's authorities"
+                )
             }
         }
     }
@@ -558,11 +561,18 @@ impl ServerUri {
                 "contains whitespace or control characters".into(),
             ));
         }
-        if let Some(rest) = s.strip_prefix("dns:") {
+        // Schemes are case-insensitive (RFC 3986 §3.1).
+        if let Some(rest) = strip_prefix_ignore_case(s, "dns:") {
             return parse_dns(rest);
         }
-        if let Some(rest) = s.strip_prefix("unix:") {
+        if let Some(rest) = strip_prefix_ignore_case(s, "unix:") {
             return parse_unix(rest);
+        }
+        if s.eq_ignore_ascii_case("dns") || s.eq_ignore_ascii_case("unix") {
+            // A host by that name would print as `dns:443`, which reads back as a scheme.
+            return Err(Problem::BadUri(format!(
+                "{s:?} is a scheme name, not a host (expected \"dns:///host:port\" or \"unix:///path\")"
+            )));
         }
         if let Some((scheme, _)) = s.split_once("://") {
             return Err(if is_scheme(scheme) {
@@ -571,21 +581,19 @@ impl ServerUri {
                 Problem::BadUri(format!("invalid URI scheme {scheme:?}"))
             });
         }
-        if !s.starts_with('[') {
-            if let Some((before, after)) = s.split_once(':') {
-                // `localhost:8080` is a host and a port; `http:foo` or `ipv4:1.2.3.4:80` is a
-                // scheme skiff does not support; `fe80::1` is an IPv6 literal missing brackets.
-                let port_like = !after.is_empty() && after.bytes().all(|b| b.is_ascii_digit());
-                if !port_like {
-                    if s.parse::<Ipv6Addr>().is_ok() {
-                        return Err(Problem::BadUri(format!(
-                            "IPv6 address must be in brackets: \"[{s}]:port\""
-                        )));
-                    }
-                    if is_scheme(before) && !after.is_empty() {
-                        return Err(Problem::UnsupportedScheme(before.to_string()));
-                    }
-                }
+        // `localhost:8080` is a host and a port; `http:foo` or `ipv4:1.2.3.4:80` is a scheme
+        // skiff does not support; `fe80::1` is an IPv6 literal missing its brackets.
+        if !s.starts_with('[')
+            && let Some((before, after)) = s.split_once(':')
+            && (after.is_empty() || !after.bytes().all(|b| b.is_ascii_digit()))
+        {
+            if s.parse::<Ipv6Addr>().is_ok() {
+                return Err(Problem::BadUri(format!(
+                    "IPv6 address must be in brackets: \"[{s}]:port\""
+                )));
+            }
+            if is_scheme(before) && !after.is_empty() {
+                return Err(Problem::UnsupportedScheme(before.to_string()));
             }
         }
         let (host, port) = parse_host_port(s)?;
@@ -634,6 +642,15 @@ impl fmt::Display for ServerUri {
             ServerUri::Unix { path } if path.starts_with('/') => write!(f, "unix://{path}"),
             ServerUri::Unix { path } => write!(f, "unix:{path}"),
         }
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    if head.eq_ignore_ascii_case(prefix) {
+        s.get(prefix.len()..)
+    } else {
+        None
     }
 }
 
@@ -795,7 +812,9 @@ fn parse_json_duration(s: &str) -> Result<Duration, &'static str> {
     let secs: u64 = if significant.is_empty() {
         0
     } else {
-        significant.parse().map_err(|_| "expected decimal seconds")?
+        significant
+            .parse()
+            .map_err(|_| "expected decimal seconds")?
     };
     if secs > MAX_DURATION_SECS {
         return Err("out of range");
@@ -950,12 +969,9 @@ impl Parser {
             }
         }
 
-        let client_default_listener_resource_name_template = opt_string(
-            obj,
-            "client_default_listener_resource_name_template",
-            "",
-        )?
-        .unwrap_or_else(|| DEFAULT_CLIENT_LISTENER_TEMPLATE.to_string());
+        let client_default_listener_resource_name_template =
+            opt_string(obj, "client_default_listener_resource_name_template", "")?
+                .unwrap_or_else(|| DEFAULT_CLIENT_LISTENER_TEMPLATE.to_string());
         check_xdstp_template(
             &client_default_listener_resource_name_template,
             &authorities,
@@ -1000,14 +1016,18 @@ impl Parser {
         let obj = expect_object(v, path)?;
         self.note_unknown(
             obj,
-            &["server_uri", "channel_creds", "call_creds", "server_features"],
+            &[
+                "server_uri",
+                "channel_creds",
+                "call_creds",
+                "server_features",
+            ],
             path,
         );
 
         let uri_path = join(path, "server_uri");
         let uri = req_string(obj, "server_uri", path)?;
-        let server_uri =
-            ServerUri::parse(&uri).map_err(|p| BootstrapError::field(&uri_path, p))?;
+        let server_uri = ServerUri::parse(&uri).map_err(|p| BootstrapError::field(&uri_path, p))?;
 
         let creds_path = join(path, "channel_creds");
         let channel_creds = match get(obj, "channel_creds") {
@@ -1058,10 +1078,10 @@ impl Parser {
                 "insecure" => {
                     self.note_unknown(obj, &["type", "config"], &entry_path);
                     // insecure takes no config; a non-empty one is recorded as ignored.
-                    if let Some(c) = get(obj, "config") {
-                        if c.as_object().is_none_or(|m| !m.is_empty()) {
-                            self.ignored.push(config_path);
-                        }
+                    if let Some(c) = get(obj, "config")
+                        && c.as_object().is_none_or(|m| !m.is_empty())
+                    {
+                        self.ignored.push(config_path);
                     }
                     return Ok(ChannelCreds::Insecure);
                 }
@@ -1188,7 +1208,9 @@ impl Parser {
                     true,
                 )?),
             },
-            _ => CertificateProviderConfig::Other(obj.get("config").cloned().unwrap_or(Value::Null)),
+            _ => {
+                CertificateProviderConfig::Other(obj.get("config").cloned().unwrap_or(Value::Null))
+            }
         };
         Ok(CertificateProvider {
             plugin_name,
@@ -1314,8 +1336,22 @@ mod tests {
         assert_eq!(ok("000010s"), Duration::from_secs(10));
         assert_eq!(ok("315576000000s"), Duration::from_secs(MAX_DURATION_SECS));
         for bad in [
-            "", "s", "900", "-1s", "1.s", ".5s", "1.0000000001s", "1e3s", " 1s", "1 s", "+1s",
-            "315576000000.5s", "315576000001s", "99999999999999999999999s", "1h", "0x10s",
+            "",
+            "s",
+            "900",
+            "-1s",
+            "1.s",
+            ".5s",
+            "1.0000000001s",
+            "1e3s",
+            " 1s",
+            "1 s",
+            "+1s",
+            "315576000000.5s",
+            "315576000001s",
+            "99999999999999999999999s",
+            "1h",
+            "0x10s",
         ] {
             assert!(parse_json_duration(bad).is_err(), "{bad:?} should fail");
         }
@@ -1409,6 +1445,8 @@ mod tests {
             ("unix:/etc/istio/XDS", "unix:///etc/istio/XDS"),
             ("unix:///etc/istio/XDS", "unix:///etc/istio/XDS"),
             ("unix:rel/sock", "unix:rel/sock"),
+            ("DNS:///istiod:1", "dns:///istiod:1"),
+            ("Unix:/x", "unix:///x"),
         ] {
             let uri = ServerUri::parse(input).unwrap();
             assert_eq!(uri.to_string(), canonical, "{input}");
@@ -1449,6 +1487,8 @@ mod tests {
             "user@host:80",
             "host/path:80",
             "dns:///host:port",
+            "dns",
+            "UNIX",
         ] {
             assert!(ServerUri::parse(bad).is_err(), "{bad:?} should fail");
         }
