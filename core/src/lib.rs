@@ -32,6 +32,7 @@
 )]
 
 pub mod balancer;
+pub mod bootstrap;
 pub mod control;
 pub mod grpc;
 pub mod ids;

@@ -116,3 +116,105 @@ impl FrameDecoder {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn partial_input_waits_for_more() {
+        let mut buf = BytesMut::new();
+        encode_raw(b"hello", true, &mut buf);
+        assert_eq!(&buf[..], b"\x01\x00\x00\x00\x05hello");
+        let mut d = FrameDecoder::new(DEFAULT_MAX_MESSAGE_SIZE);
+        for (i, b) in buf.iter().enumerate() {
+            assert_eq!(d.decode_next(), Ok(None), "after {i} bytes");
+            d.push(&[*b]);
+        }
+        assert_eq!(
+            d.decode_next(),
+            Ok(Some(Frame {
+                compressed: true,
+                data: Bytes::from_static(b"hello")
+            }))
+        );
+        assert_eq!((d.decode_next(), d.buffered()), (Ok(None), 0));
+    }
+
+    #[test]
+    fn bad_flag_and_size_limit() {
+        let mut d = FrameDecoder::new(4);
+        d.push(b"\x02");
+        assert_eq!(d.decode_next(), Err(FrameError::BadFlag(2)));
+        let mut d = FrameDecoder::new(4);
+        d.push(b"\x00\x00\x00\x00\x05");
+        assert_eq!(
+            d.decode_next(),
+            Err(FrameError::TooLarge { len: 5, max: 4 })
+        );
+        // The limit is checked from the header alone, before the payload arrives.
+        let mut d = FrameDecoder::new(4);
+        d.push(b"\x00\xff\xff\xff\xff");
+        assert!(matches!(d.decode_next(), Err(FrameError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn prost_messages_frame() {
+        let msg = prost_types::Duration {
+            seconds: 3,
+            nanos: 5,
+        };
+        let mut buf = BytesMut::new();
+        encode_frame(&msg, &mut buf);
+        let mut d = FrameDecoder::new(DEFAULT_MAX_MESSAGE_SIZE);
+        d.push(&buf);
+        let f = d.decode_next().unwrap().unwrap();
+        assert!(!f.compressed);
+        assert_eq!(
+            <prost_types::Duration as prost::Message>::decode(f.data).unwrap(),
+            msg
+        );
+    }
+
+    proptest! {
+        /// Frames survive any split of the byte stream into chunks.
+        #[test]
+        fn round_trip_any_chunking(
+            msgs in prop::collection::vec((prop::collection::vec(any::<u8>(), 0..64), any::<bool>()), 0..6),
+            cuts in prop::collection::vec(1usize..16, 0..64),
+        ) {
+            let mut wire = BytesMut::new();
+            for (m, c) in &msgs {
+                encode_raw(m, *c, &mut wire);
+            }
+            let mut d = FrameDecoder::new(64);
+            let mut got = Vec::new();
+            let mut rest = &wire[..];
+            let mut cuts = cuts.into_iter().chain(core::iter::repeat(7));
+            while !rest.is_empty() {
+                let n = cuts.next().unwrap_or(7).min(rest.len());
+                let (chunk, tail) = rest.split_at(n);
+                d.push(chunk);
+                rest = tail;
+                while let Some(f) = d.decode_next().unwrap() {
+                    got.push((f.data.to_vec(), f.compressed));
+                }
+            }
+            prop_assert_eq!(got, msgs);
+            prop_assert_eq!(d.buffered(), 0);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..128), max in 0usize..64) {
+            let mut d = FrameDecoder::new(max);
+            d.push(&bytes);
+            for _ in 0..bytes.len() + 1 {
+                match d.decode_next() {
+                    Ok(Some(f)) => prop_assert!(f.data.len() <= max),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
+}
