@@ -69,3 +69,8 @@ pub fn mesh_scenario(data: &[u8]) {
     let actions = crate::scenario::decode(data);
     let _ = crate::scenario::run(1, &actions);
 }
+
+/// Bootstrap JSON.
+pub fn bootstrap(data: &[u8]) {
+    let _ = skiff_core::bootstrap::Bootstrap::from_json(data);
+}

@@ -30,3 +30,7 @@ fn resource_corpus() {
 fn mesh_scenario_corpus() {
     assert!(replay("mesh_scenario", skiff_sim::fuzz::mesh_scenario) >= 2);
 }
+#[test]
+fn bootstrap_corpus() {
+    assert!(replay("bootstrap", skiff_sim::fuzz::bootstrap) >= 2);
+}
