@@ -72,6 +72,17 @@ pub struct MeshConfig {
 }
 
 impl MeshConfig {
+    /// The configuration a gRPC xDS bootstrap describes: its node (with skiff's user agent and
+    /// client features) and the primary server's features (`ignore_resource_deletion`, gRFC
+    /// A53). Transport details (server URI, credentials) are the driver's business.
+    pub fn from_bootstrap(bootstrap: &crate::bootstrap::Bootstrap) -> Self {
+        let mut xds = XdsClientConfig::new(bootstrap.node.to_proto());
+        xds.ignore_resource_deletion = bootstrap
+            .primary_server()
+            .is_some_and(|s| s.server_features.ignore_resource_deletion);
+        MeshConfig::new(xds)
+    }
+
     /// Defaults around an xDS client configuration.
     pub fn new(xds: XdsClientConfig) -> Self {
         MeshConfig {
@@ -1229,6 +1240,19 @@ fn same_content(a: &Snapshot, b: &Snapshot) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_from_istio_agent_bootstrap() {
+        let b = crate::bootstrap::Bootstrap::from_json(
+            br#"{"xds_servers":[{"server_uri":"unix:///etc/istio/proxy/XDS","channel_creds":[{"type":"insecure"}],"server_features":["xds_v3","ignore_resource_deletion"]}],
+                "node":{"id":"sidecar~10.0.0.1~a.ns~ns.svc.cluster.local","metadata":{"GENERATOR":"grpc"}}}"#,
+        )
+        .unwrap();
+        let c = MeshConfig::from_bootstrap(&b);
+        assert!(c.xds.ignore_resource_deletion);
+        assert_eq!(c.xds.node.id, "sidecar~10.0.0.1~a.ns~ns.svc.cluster.local");
+        assert!(c.xds.node.metadata.is_some());
+    }
 
     #[test]
     fn xds_targets() {
