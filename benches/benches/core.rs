@@ -144,6 +144,26 @@ impl Ctx {
         );
     }
 
+    /// Records `name` as `from`'s time divided by `m.divide_by` (same samples), if `from` ran.
+    fn derive(&mut self, name: &str, from: &str, m: Meta) {
+        let Some(base) = self.report.get(from).cloned() else {
+            return;
+        };
+        let scale = m.divide_by.max(1.0);
+        self.report.add(
+            name,
+            Measurement {
+                median_ns: base.median_ns.map(|t| t / scale),
+                allocations: m.allocs.map(|(a, _)| a),
+                bytes: m.allocs.map(|(_, b)| b),
+                goal: m.goal,
+                per: m.per.into(),
+                method: base.method,
+                note: m.note.into(),
+            },
+        );
+    }
+
     /// Records a measurement taken by hand (`runs` timed runs, median).
     fn record_manual(&mut self, name: &str, times: &[Duration], m: Meta) {
         if self.test_mode {
@@ -849,20 +869,14 @@ fn bench_eds(ctx: &mut Ctx) {
              and dropping the previous 100k-endpoint state.",
             ),
     );
-    ctx.record(
+    ctx.derive(
         "eds_100k/apply_per_endpoint",
+        "eds_100k/apply",
         Meta::new(Goal::MaxNs(500.0), "endpoint")
             .allocs(per_ep(allocs_apply))
             .per_item(EDS_N)
             .note("eds_100k/apply divided by 100k (G8: <= 0.5 µs per endpoint incl. decode)."),
     );
-    // `eds_100k/apply_per_endpoint` reads the same samples as `eds_100k/apply`.
-    if let Some(m) = ctx.report.get("eds_100k/apply").cloned()
-        && let Some(pe) = ctx.report.get_mut("eds_100k/apply_per_endpoint")
-    {
-        pe.median_ns = m.median_ns.map(|x| x / EDS_N as f64);
-        pe.method = m.method;
-    }
     for (n, note) in [
         (
             "decode",
@@ -892,19 +906,14 @@ fn bench_eds(ctx: &mut Ctx) {
                  one) + draining outputs (ACK) + LbPlan::new + Picker::new.",
             ),
     );
-    ctx.record(
+    ctx.derive(
         "eds_100k/xds_client_apply_per_endpoint",
+        "eds_100k/xds_client_apply",
         Meta::new(Goal::MaxNs(500.0), "endpoint")
             .per_item(EDS_N)
             .allocs(per_ep(allocs_client))
             .note("eds_100k/xds_client_apply divided by 100k."),
     );
-    if let Some(m) = ctx.report.get("eds_100k/xds_client_apply").cloned()
-        && let Some(pe) = ctx.report.get_mut("eds_100k/xds_client_apply_per_endpoint")
-    {
-        pe.median_ns = m.median_ns.map(|x| x / EDS_N as f64);
-        pe.method = m.method;
-    }
     ctx.record(
         "eds_100k/xds_client_only",
         Meta::new(Goal::None, "update of 100k endpoints").note(
