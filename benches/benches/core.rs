@@ -334,6 +334,7 @@ fn bench_decision(ctx: &mut Ctx) {
         "decision/route_cluster_endpoint",
         "decision/route_cluster_endpoint_resolved",
         "decision/route_only",
+        "decision/cluster_lookup_by_name",
         "router/select_virtual_host",
         "router/route_second_route",
         "router/route_catch_all",
@@ -410,7 +411,30 @@ fn bench_decision(ctx: &mut Ctx) {
         route(vhost, &head, &mut rng).map(|d| d.route_index).ok()
     });
 
+    // The names the mix routes to, for the lookup-alone figure.
+    let routed: Vec<&str> = (0..n)
+        .filter_map(|k| {
+            let head = skiff_core::router::RequestHead {
+                path: paths[k],
+                headers: &headers[k],
+                channel_id: 0x5eed,
+            };
+            route(vhost, &head, &mut rng).ok()?.cluster()
+        })
+        .collect();
+    let m = routed.len();
+
     let mut g = ctx.group("decision");
+    g.bench_function("cluster_lookup_by_name", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            i = (i + 1) % m;
+            table
+                .by_name
+                .get(black_box(routed[i]))
+                .map(|s| s.picker.has_usable_endpoint())
+        })
+    });
     g.bench_function("route_cluster_endpoint", |b| {
         let mut i = 0usize;
         b.iter(|| {
@@ -459,6 +483,13 @@ fn bench_decision(ctx: &mut Ctx) {
                 "Same, with the cluster pre-resolved per (route, weighted entry) instead of looked \
              up by name: what a data plane can precompute when the snapshot changes.",
             ),
+    );
+    ctx.record(
+        "decision/cluster_lookup_by_name",
+        Meta::new(Goal::None, "lookup").allocs((0.0, 0.0)).note(
+            "BTreeMap<String, ClusterState>::get of the routed cluster name alone (100 names \
+             sharing the `outbound|7000|` prefix).",
+        ),
     );
     ctx.record(
         "decision/route_only",
