@@ -38,6 +38,12 @@ enum Command {
     /// `GENERATOR: grpc` metadata, and istiod's server listener template. Point grpc-go,
     /// grpc-java, grpcio, grpc-js or skiff at it with GRPC_XDS_BOOTSTRAP=FILE.
     Bootstrap(cmd::bootstrap::Args),
+    /// Show what a control plane's clients were sent, acknowledged and rejected (CSDS).
+    ///
+    /// Asks a CSDS server (gRFC A40; `skiff control-plane` is one) for its view of every
+    /// connected client: each subscribed resource with the version the client ACKed, or the
+    /// NACK and its reason, and the names that do not exist.
+    ConfigDump(cmd::config_dump::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::ControlPlane(args) => cmd::control_plane::run(args),
         Command::Bootstrap(args) => cmd::bootstrap::run(args),
+        Command::ConfigDump(args) => cmd::config_dump::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

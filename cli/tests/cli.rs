@@ -200,3 +200,96 @@ fn control_plane_refuses_an_invalid_initial_config() {
     assert!(err.contains("mesh.yaml:8:"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn config_dump_shows_what_clients_acked() {
+    use skiff_core::pb::envoy::config::core::v3::Node;
+    use skiff_core::rng::Seed;
+    use skiff_core::xds::{ResourceStatus, ResourceType, XdsClientConfig};
+    use skiff_tokio::{DriverOptions, XdsServerTarget, spawn_xds_client};
+
+    let dir = temp_dir("dump");
+    let file = dir.join("mesh.yaml");
+    std::fs::write(&file, MESH).unwrap();
+    let mut child = Killed(
+        Command::new(SKIFF)
+            .args(["control-plane", "--config", file.to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("serving") {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "control plane exited"
+        );
+    }
+    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+
+    // A real xDS client subscribes and ACKs the listener.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let node = Node {
+        id: "sidecar~10.0.0.7~dumped.default~default.svc.cluster.local".into(),
+        ..Default::default()
+    };
+    let listener = "echo.default.svc.cluster.local:7000";
+    let handle = runtime.block_on(async {
+        let h = spawn_xds_client(
+            &XdsServerTarget::insecure(addr.clone()),
+            XdsClientConfig::new(node),
+            Seed(1),
+            DriverOptions::default(),
+        )
+        .unwrap();
+        h.watch(ResourceType::Listener, listener).await.unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            h.wait_for(move |c| {
+                c.entry(ResourceType::Listener, listener)
+                    .filter(|e| e.status == ResourceStatus::Acked)
+                    .map(|_| ())
+            }),
+        )
+        .await
+        .expect("listener acked")
+        .unwrap();
+        h
+    });
+
+    let dump = run(&["config-dump", &addr]);
+    assert!(dump.status.success(), "{dump:?}");
+    let text = stdout(&dump);
+    assert!(
+        text.contains("client sidecar~10.0.0.7~dumped.default"),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.contains(listener))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(row.trim_start().starts_with("LDS"), "{row}");
+    assert!(row.contains("ACKED"), "{row}");
+
+    let json = run(&["config-dump", &addr, "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(
+        v[0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["status"] == "ACKED")
+    );
+
+    runtime.block_on(handle.shutdown());
+    drop(child);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -856,6 +856,10 @@ async fn serve_stream(
     let method = match request.uri().path() {
         SOTW_METHOD => Method::Sotw,
         DELTA_METHOD => Method::Delta,
+        CSDS_FETCH_METHOD => {
+            serve_csds(&shared, request, respond, max_message_size).await;
+            return;
+        }
         path => {
             tracing::debug!(%path, "unknown method");
             let mut response = grpc_response();
@@ -903,6 +907,46 @@ async fn serve_stream(
             }
         }
         _ = &mut writer.0 => {}
+    }
+}
+
+/// CSDS's unary method (gRFC A40): what every connected client was sent, ACKed and NACKed.
+pub const CSDS_FETCH_METHOD: &str =
+    "/envoy.service.status.v3.ClientStatusDiscoveryService/FetchClientStatus";
+
+/// Answers one `FetchClientStatus` call from the control plane's per-stream view.
+async fn serve_csds(
+    shared: &Shared,
+    request: http::Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+    max_message_size: usize,
+) {
+    // The request (a node matcher) is read to its end; every client is reported.
+    let mut body = request.into_body();
+    let mut decoder = FrameDecoder::new(max_message_size);
+    while let Some(chunk) = body.data().await {
+        match chunk {
+            Ok(c) => {
+                let _ = body.flow_control().release_capacity(c.len());
+                decoder.push(&c);
+            }
+            Err(e) => {
+                tracing::debug!("CSDS request: {e}");
+                return;
+            }
+        }
+    }
+    let response = {
+        let st = shared.lock();
+        skiff_core::control::csds::client_status(&st.plane.config_dump().ads, st.plane.resources())
+    };
+    let mut buf = BytesMut::new();
+    encode_frame(&response, &mut buf);
+    let Ok(mut send) = respond.send_response(grpc_response(), false) else {
+        return;
+    };
+    if grpc::send_all(&mut send, buf.freeze()).await.is_ok() {
+        let _ = send.send_trailers(grpc::status_trailers(code::OK, ""));
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand: each has clap `Args` and a `run(Args) -> Result<(), CliError>`.
 
 pub mod bootstrap;
+pub mod config_dump;
 pub mod control_plane;
 
 /// A failed command: the message printed after `skiff: `.

@@ -14,6 +14,7 @@
 
 pub mod ads;
 pub mod config;
+pub mod csds;
 pub mod interfaces;
 pub mod json;
 mod plane;
