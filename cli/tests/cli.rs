@@ -293,3 +293,44 @@ fn config_dump_shows_what_clients_acked() {
     drop(child);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn demo_runs_and_the_split_follows_the_config() {
+    let out = Command::new(SKIFF)
+        .args(["demo", "--plain", "--seconds", "1", "--rate", "80"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = |prefix: &str| -> Vec<u64> {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no summary row {prefix:?}\n{text}"));
+        let rest = &line[line.find(prefix).unwrap() + prefix.len()..];
+        rest.split_whitespace()
+            .take(4)
+            .map(|n| n.parse().unwrap_or_else(|_| panic!("{line}")))
+            .collect()
+    };
+    // [v1-a, v1-b, v2, failed]
+    let canary = row("canary: VirtualService sends 90% to v1, 10% to v2");
+    let even = row("config change: 50/50");
+    let header = row("header route: x-canary: true -> v2, everything else -> v1");
+    for r in [&canary, &even, &header] {
+        assert_eq!(r[3], 0, "no failed RPCs: {text}");
+        assert_eq!(r[0] + r[1] + r[2], 80, "{text}");
+    }
+    assert!(canary[2] < 25, "v2 gets about 10%: {canary:?}");
+    assert!(even[2] > 25 && even[2] < 55, "v2 gets about half: {even:?}");
+    // Every fifth call carries x-canary and goes to v2; the rest to v1.
+    assert_eq!(header[2], 16, "{header:?}");
+    assert!(
+        text.contains("x-canary calls answered by v2: 16/16"),
+        "{text}"
+    );
+}

@@ -3,6 +3,7 @@
 pub mod bootstrap;
 pub mod config_dump;
 pub mod control_plane;
+pub mod demo;
 
 /// A failed command: the message printed after `skiff: `.
 pub type CliError = Box<dyn std::error::Error>;

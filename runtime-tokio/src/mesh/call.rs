@@ -306,7 +306,8 @@ where
                     continue;
                 };
                 let now = shared.timeline.now();
-                let request = attempt_request(&parts, &channel.authority, &route, &conn, now, attempt_body)?;
+                let request =
+                    attempt_request(&parts, &channel.authority, &route, &conn, now, attempt_body)?;
                 let mut sender = conn.send.clone();
                 let response = sender.send_request(request);
                 match race(response, &cell).await {
@@ -382,7 +383,10 @@ where
 
 /// The response for a call that ended with `e`: the last attempt's own trailers-only answer
 /// when that is what ended it, otherwise a synthesized one.
-fn final_response(last: Option<(u32, http::response::Parts)>, e: &CallError) -> Response<ResponseBody> {
+fn final_response(
+    last: Option<(u32, http::response::Parts)>,
+    e: &CallError,
+) -> Response<ResponseBody> {
     match last {
         Some((code, parts)) if code == e.code && e.source == FailureSource::Application => {
             Response::from_parts(parts, ResponseBody::empty())
@@ -402,7 +406,11 @@ fn attempt_request(
     body: AttemptBody,
 ) -> Result<Request<AttemptBody>, BoxError> {
     let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(if conn.tls { Scheme::HTTPS } else { Scheme::HTTP });
+    uri.scheme = Some(if conn.tls {
+        Scheme::HTTPS
+    } else {
+        Scheme::HTTP
+    });
     uri.authority = Some(authority.clone());
     uri.path_and_query = parts.uri.path_and_query().cloned();
     let mut req = Request::new(body);
