@@ -333,3 +333,16 @@ async fn bootstrap_json() {
         Err(skiff_tokio::MeshError::Bootstrap(_))
     ));
 }
+
+/// The example mesh of `examples/mesh.yaml` (the README walk-through) is valid and complete.
+#[tokio::test]
+async fn example_mesh_config_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mesh.yaml");
+    let server = skiff_tokio::ControlPlaneServer::bind(
+        "127.0.0.1:0",
+        skiff_tokio::ConfigSource::file(path),
+    )
+    .await
+    .expect("examples/mesh.yaml is accepted");
+    assert!(server.warnings().is_empty(), "{:?}", server.warnings());
+}
