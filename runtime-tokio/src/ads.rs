@@ -431,14 +431,14 @@ impl Timeline {
 }
 
 /// From a stream task to the driver.
-enum TransportEvent {
+pub(crate) enum TransportEvent {
     Opened(AdsStreamId, mpsc::UnboundedSender<Bytes>),
     Data(AdsStreamId, Bytes),
     Closed(AdsStreamId, String),
 }
 
 /// Aborts the task when dropped.
-struct AbortOnDrop<T>(JoinHandle<T>);
+pub(crate) struct AbortOnDrop<T>(pub(crate) JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
@@ -592,7 +592,7 @@ type H2Parts = (
     h2::client::Connection<BoxIo, Bytes>,
 );
 
-async fn run_stream(
+pub(crate) async fn run_stream(
     id: AdsStreamId,
     connector: Connector,
     method: &'static str,

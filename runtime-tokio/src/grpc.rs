@@ -1,13 +1,21 @@
 //! The bits of gRPC-over-HTTP/2 the adapter needs around the core's message codec: status codes
 //! in trailers, `grpc-message` percent-encoding, and writing under HTTP/2 flow control.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 
 /// gRPC status codes used by the adapter.
+#[allow(dead_code)] // not every code is used by every module
 pub(crate) mod code {
     pub const OK: u32 = 0;
+    pub const CANCELLED: u32 = 1;
+    pub const UNKNOWN: u32 = 2;
     pub const INVALID_ARGUMENT: u32 = 3;
+    pub const DEADLINE_EXCEEDED: u32 = 4;
+    pub const PERMISSION_DENIED: u32 = 7;
+    pub const UNAUTHENTICATED: u32 = 16;
     pub const RESOURCE_EXHAUSTED: u32 = 8;
     pub const UNIMPLEMENTED: u32 = 12;
     pub const INTERNAL: u32 = 13;
@@ -109,6 +117,63 @@ pub(crate) fn percent_decode(s: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Parses a `grpc-timeout` value: 1 to 8 ASCII digits and a unit (`H`, `M`, `S`, `m`, `u`,
+/// `n`). `None` when malformed (the header is then ignored, as gRPC servers do).
+pub(crate) fn parse_timeout(v: &[u8]) -> Option<Duration> {
+    let (&unit, digits) = v.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit {
+        b'H' => Duration::from_secs(n.saturating_mul(3600)),
+        b'M' => Duration::from_secs(n.saturating_mul(60)),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Encodes a timeout for `grpc-timeout` in the finest unit that fits 8 digits, rounding up
+/// (a deadline is never extended by encoding, only by at most one unit of the chosen scale).
+pub(crate) fn encode_timeout(d: Duration) -> HeaderValue {
+    const MAX: u128 = 99_999_999;
+    let nanos = d.as_nanos();
+    let units: [(u128, char); 6] = [
+        (1, 'n'),
+        (1_000, 'u'),
+        (1_000_000, 'm'),
+        (1_000_000_000, 'S'),
+        (60_000_000_000, 'M'),
+        (3_600_000_000_000, 'H'),
+    ];
+    for (scale, unit) in units {
+        let n = nanos.div_ceil(scale);
+        if n <= MAX {
+            // Never send 0: an expired deadline still reaches the server as "now".
+            let n = n.max(1);
+            if let Ok(v) = HeaderValue::from_str(&format!("{n}{unit}")) {
+                return v;
+            }
+        }
+    }
+    HeaderValue::from_static("99999999H")
+}
+
+/// The gRPC status a non-200 HTTP response maps to (gRPC's HTTP-to-gRPC status mapping).
+pub(crate) fn code_for_http_status(status: http::StatusCode) -> u32 {
+    match status.as_u16() {
+        400 => code::INTERNAL,
+        401 => code::UNAUTHENTICATED,
+        403 => code::PERMISSION_DENIED,
+        404 => code::UNIMPLEMENTED,
+        429 | 502 | 503 | 504 => code::UNAVAILABLE,
+        _ => code::UNKNOWN,
+    }
+}
+
 /// Sends `data` on an HTTP/2 stream, respecting flow control: reserve capacity, wait for the
 /// peer's window, send what fits, repeat. Never buffers more than the window in h2.
 pub(crate) async fn send_all(
@@ -146,6 +211,37 @@ mod tests {
         assert_eq!(percent_decode(enc.as_bytes()), s);
         assert_eq!(percent_decode(b"50%"), "50%");
         assert_eq!(percent_decode(b"%zz"), "%zz");
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout(b"100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_timeout(b"1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_timeout(b"2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_timeout(b"7S"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_timeout(b"5u"), Some(Duration::from_micros(5)));
+        assert_eq!(parse_timeout(b"99999999n"), Some(Duration::from_nanos(99_999_999)));
+        for bad in [&b""[..], b"m", b"123456789m", b"1x", b"-1m", b"1.5S"] {
+            assert_eq!(parse_timeout(bad), None, "{bad:?}");
+        }
+        assert_eq!(encode_timeout(Duration::from_millis(250)), "250000u");
+        assert_eq!(encode_timeout(Duration::from_millis(50)), "50000000n");
+        assert_eq!(encode_timeout(Duration::from_secs(2)), "2000000u");
+        assert_eq!(encode_timeout(Duration::from_secs(500)), "500000m");
+        assert_eq!(encode_timeout(Duration::ZERO), "1n");
+        assert_eq!(encode_timeout(Duration::from_nanos(1_000_000_001)), "1000001u");
+        for d in [1u64, 999, 123_456_789, 86_400_000_000_000, u64::MAX] {
+            let d = Duration::from_nanos(d);
+            let back = parse_timeout(encode_timeout(d).as_bytes()).unwrap();
+            assert!(back >= d.min(Duration::from_secs(99_999_999 * 3600)), "{d:?} -> {back:?}");
+        }
+    }
+
+    #[test]
+    fn http_status_mapping() {
+        assert_eq!(code_for_http_status(http::StatusCode::NOT_FOUND), code::UNIMPLEMENTED);
+        assert_eq!(code_for_http_status(http::StatusCode::SERVICE_UNAVAILABLE), code::UNAVAILABLE);
+        assert_eq!(code_for_http_status(http::StatusCode::IM_A_TEAPOT), code::UNKNOWN);
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod ads;
 pub mod connect;
 pub mod control_plane;
 mod grpc;
+pub mod mesh;
 
 pub use ads::{
     AdsAction, AdsMachine, AdsStatus, DriverClosed, DriverHandle, DriverOptions, Timeline,
@@ -44,3 +45,7 @@ pub use control_plane::{
     ListenAddr, RunningControlPlane, ServeError, ServerTls,
 };
 pub use grpc::code_name;
+pub use mesh::{
+    BoxError, Channel, HeaderMapSource, Mesh, MeshBuilder, MeshError, MeshEvent, MeshOptions,
+    ResponseBody, TransportSecurity, WaitForReady,
+};
