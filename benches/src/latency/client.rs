@@ -53,7 +53,29 @@ pub fn run(opts: &ClientOpts) -> Result<Value, String> {
                     .map_err(|e| format!("connect {target}: {e}"))?;
                 measure(EchoClient::new(channel), opts).await
             }
-            Variant::Skiff => Err(super::skiff::not_available(opts.xds.as_deref())),
+            Variant::Skiff => {
+                let xds = opts.xds.as_deref().ok_or("no --xds")?;
+                let mesh = skiff_tokio::Mesh::builder()
+                    .xds_server(skiff_tokio::XdsServerTarget::insecure(xds))
+                    .build()
+                    .map_err(|e| format!("skiff mesh: {e}"))?;
+                let channel = mesh
+                    .channel(super::skiff::TARGET)
+                    .map_err(|e| format!("skiff channel: {e}"))?;
+                let mut client = EchoClient::new(channel);
+                // The route, cluster and endpoint arrive over ADS: wait (bounded) for the first
+                // call to succeed before the warm-up proper.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while let Err(status) = client.echo(Bytes::from_static(b"ready")).await {
+                    if Instant::now() > deadline {
+                        return Err(format!("P never became ready: {status}"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let result = measure(client, opts).await;
+                mesh.shutdown().await;
+                result
+            }
         }
     })?;
     drop(local);

@@ -27,7 +27,7 @@ pub use variant::Variant;
 const USAGE: &str = "\
 cargo bench -p skiff-benches --bench latency -- [OPTIONS]
 
-  --quick              short run (< 1 minute): 3 rounds, 1,000 warm-up + 3,000 calls, 1 rate
+  --quick              short run (< 1 minute): 3 rounds, 500 warm-up + 2,000 calls, 1 s at 1,000/s
   --rounds N           interleaved rounds (default 5)
   --variants LIST      comma list of D (direct), P (skiff), S2 (nghttpx+HAProxy); default D,P,S2
   --payloads LIST      payload sizes in bytes (default 100,1024)
@@ -37,7 +37,7 @@ cargo bench -p skiff-benches --bench latency -- [OPTIONS]
   --open-secs S        open-loop measured seconds per run (default 5; after a 1 s ramp)
   --no-pin             do not pin the client and the servers to separate CPUs
   --no-rerun           do not replace rounds whose direct p50 drifted > 25%
-  --max-minutes M      stop scheduling measurements after M minutes (default 20; quick 1)
+  --max-minutes M      stop scheduling measurements after M minutes (default 20; quick 0.85)
   --out DIR            output directory (default $CARGO_TARGET_DIR/skiff-bench or target/skiff-bench)
 ";
 
@@ -68,20 +68,20 @@ impl BenchOpts {
             rounds: if quick { 3 } else { 5 },
             variants: Variant::ALL.to_vec(),
             payloads: vec![100, 1024],
-            warmup: if quick { 1_000 } else { 2_000 },
-            calls: if quick { 3_000 } else { 20_000 },
+            warmup: if quick { 500 } else { 2_000 },
+            calls: if quick { 2_000 } else { 20_000 },
             rates: if quick {
                 vec![1_000]
             } else {
                 vec![1_000, 2_000]
             },
             open_payload: 100,
-            open_warmup: if quick { 500 } else { 2_000 },
-            ramp: Duration::from_millis(if quick { 300 } else { 1_000 }),
-            open_duration: Duration::from_millis(if quick { 1_500 } else { 5_000 }),
+            open_warmup: if quick { 300 } else { 2_000 },
+            ramp: Duration::from_millis(if quick { 250 } else { 1_000 }),
+            open_duration: Duration::from_millis(if quick { 1_000 } else { 5_000 }),
             pin: true,
             rerun: !quick,
-            max_minutes: if quick { 1.0 } else { 20.0 },
+            max_minutes: if quick { 0.85 } else { 20.0 },
             out_dir: default_out_dir(),
         }
     }
@@ -192,10 +192,13 @@ fn arg<'a>(args: &'a [String], key: &str) -> Option<&'a str> {
 }
 
 fn run_role(role: &str, args: &[String]) -> Result<(), String> {
-    procs::exit_when_parent_dies();
     if let Some(cpu) = arg(args, "--cpu") {
         procs::pin_self(num(cpu, "--cpu")?)?;
     }
+    if role == "supervise" {
+        return procs::supervise_role(args);
+    }
+    procs::exit_when_parent_dies();
     match role {
         "server" => server_role(),
         "control-plane" => {

@@ -32,7 +32,7 @@ pub struct Summary {
     pub lag: Option<Pcts>,
 }
 
-fn kept<'a>(r: &'a Results, key: Key, v: Variant) -> impl Iterator<Item = &'a Measurement> {
+fn kept(r: &Results, key: Key, v: Variant) -> impl Iterator<Item = &Measurement> {
     r.measurements.iter().filter(move |m| {
         m.key == key && m.variant == v && m.ok() && !r.discarded_rounds.contains(&m.round)
     })

@@ -19,6 +19,8 @@ use nix::unistd::Pid;
 pub struct Guard {
     pub name: String,
     child: Child,
+    /// The process measured, when `child` is a `supervise` role wrapping it.
+    supervised: Option<u32>,
     /// Kept open so our own child roles see EOF and exit if this process dies.
     _stdin: Option<ChildStdin>,
 }
@@ -29,12 +31,46 @@ impl Guard {
         Guard {
             name: name.into(),
             child,
+            supervised: None,
             _stdin: stdin,
         }
     }
 
+    /// An external program run under this binary's `supervise` role (which kills it when this
+    /// process goes away, however it goes). Reads the program's pid from the supervisor.
+    pub fn supervised(
+        name: impl Into<String>,
+        program: &Path,
+        args: &[String],
+        log: &Path,
+        cpu: Option<usize>,
+    ) -> Result<Guard, String> {
+        let name = name.into();
+        let mut a = vec![
+            "--role".to_string(),
+            "supervise".into(),
+            "--log".into(),
+            log.display().to_string(),
+        ];
+        if let Some(cpu) = cpu {
+            a.extend(["--cpu".into(), cpu.to_string()]);
+        }
+        a.push("--".into());
+        a.push(program.display().to_string());
+        a.extend(args.iter().cloned());
+        let child = spawn_self(&a).map_err(|e| format!("spawn {name}: {e}"))?;
+        let mut g = Guard::new(name, child);
+        let line = read_ready_line(&mut g, Duration::from_secs(10))?;
+        g.supervised = Some(
+            line.parse()
+                .map_err(|_| format!("{}: bad pid line {line:?}", g.name))?,
+        );
+        Ok(g)
+    }
+
+    /// The measured process (the supervised program, or the child itself).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.supervised.unwrap_or_else(|| self.child.id())
     }
 
     /// The process and its descendants (nghttpx forks a worker, for example).
@@ -59,7 +95,10 @@ impl Drop for Guard {
         if self.exited().is_some() {
             return;
         }
-        let tree = self.tree();
+        let mut tree = self.tree();
+        if self.supervised.is_some() {
+            tree.push(self.child.id());
+        }
         for pid in &tree {
             let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGTERM);
         }
@@ -72,7 +111,7 @@ impl Drop for Guard {
         }
         // Anything left (the parent, or a forked worker that outlived it) is killed.
         for pid in &tree {
-            if Path::new(&format!("/proc/{pid}")).exists() && *pid != self.pid() {
+            if Path::new(&format!("/proc/{pid}")).exists() && *pid != self.child.id() {
                 let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
             }
         }
@@ -211,17 +250,6 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-}
-
-/// A command, prefixed by `taskset -c <cpu>` when pinning is on and taskset exists.
-pub fn pinned_command(program: &Path, cpu: Option<usize>) -> Command {
-    if let (Some(cpu), Some(taskset)) = (cpu, find_program("taskset")) {
-        let mut c = Command::new(taskset);
-        c.arg("-c").arg(cpu.to_string()).arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
 }
 
 /// A loopback port that was free a moment ago (for the external proxies' listeners).
@@ -373,5 +401,63 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Role `supervise -- PROGRAM ARGS...`: runs PROGRAM (stdout/stderr to `--log`, inheriting this
+/// process's CPU pinning), prints its pid, and kills it (and what it forked) as soon as the
+/// orchestrator goes away, even if the orchestrator was killed without a chance to clean up.
+pub fn supervise_role(args: &[String]) -> Result<(), String> {
+    let sep = args
+        .iter()
+        .position(|a| a == "--")
+        .ok_or("supervise: missing --")?;
+    let (program, rest) = args[sep + 1..]
+        .split_first()
+        .ok_or("supervise: no program")?;
+    let log_path = args
+        .iter()
+        .position(|a| a == "--log")
+        .and_then(|i| args.get(i + 1))
+        .ok_or("supervise: --log")?;
+    let log = fs::File::create(log_path).map_err(|e| format!("{log_path}: {e}"))?;
+    let mut child = Command::new(program)
+        .args(rest)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("spawn {program}: {e}"))?;
+    let pid = child.id();
+    println!("{pid}");
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let mut stdin = std::io::stdin();
+        while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+        let _ = tx.send(());
+    });
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            std::process::exit(status.code().unwrap_or(1));
+        }
+        if rx.recv_timeout(Duration::from_millis(50)).is_ok() {
+            let mut tree = vec![pid];
+            tree.extend(descendants(pid));
+            for p in &tree {
+                let _ = kill(Pid::from_raw(*p as i32), Signal::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_millis(1500);
+            while Instant::now() < deadline && !matches!(child.try_wait(), Ok(Some(_))) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            for p in &tree {
+                if Path::new(&format!("/proc/{p}")).exists() {
+                    let _ = kill(Pid::from_raw(*p as i32), Signal::SIGKILL);
+                }
+            }
+            let _ = child.wait();
+            std::process::exit(0);
+        }
     }
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::procs::{self, Guard, MachineInfo, TempDir};
 use super::stats::{self, Pcts};
 use super::variant::Variant;
-use super::{BenchOpts, output, sidecar, skiff};
+use super::{BenchOpts, output, sidecar};
 
 /// What a measurement measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -222,12 +222,12 @@ impl Infra {
                 m.errors,
                 raw["first_error"].as_str().unwrap_or("?")
             ));
-        } else if let (Key::Open(rate, _), Some(a)) = (key, m.achieved_rps) {
-            if a < 0.99 * rate as f64 {
-                m.error = Some(format!(
-                    "achieved {a:.0} of {rate} calls/s (< 99%): invalid"
-                ));
-            }
+        } else if let (Key::Open(rate, _), Some(a)) = (key, m.achieved_rps)
+            && a < 0.99 * rate as f64
+        {
+            m.error = Some(format!(
+                "achieved {a:.0} of {rate} calls/s (< 99%): invalid"
+            ));
         }
         m.raw = raw;
         m
@@ -306,10 +306,7 @@ fn start_infra(
     }
     let mut control_plane = None;
     if o.variants.contains(&Variant::Skiff) {
-        if let Some(why) = skiff::UNAVAILABLE {
-            eprintln!("P skipped: {why}");
-            unavailable.insert(Variant::Skiff, why.to_string());
-        } else {
+        {
             let mut args = vec![
                 "--role".to_string(),
                 "control-plane".into(),

@@ -8,7 +8,6 @@
 use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use super::procs::{self, Guard};
@@ -81,35 +80,21 @@ pub fn start(server: SocketAddr, dir: &Path, cpu: Option<usize>) -> Result<Chain
     let cfg = dir.join("haproxy.cfg");
     fs::write(&cfg, haproxy_config(hport, server)).map_err(|e| e.to_string())?;
     let hlog = dir.join("haproxy.log");
-    let mut haproxy = Guard::new(
-        "haproxy",
-        procs::pinned_command(&haproxy_bin, cpu)
-            .arg("-db")
-            .arg("-f")
-            .arg(&cfg)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&hlog).map_err(|e| e.to_string())?)
-            .spawn()
-            .map_err(|e| format!("spawn haproxy: {e}"))?,
-    );
+    let hargs = ["-db".to_string(), "-f".into(), cfg.display().to_string()];
+    let mut haproxy = Guard::supervised("haproxy", &haproxy_bin, &hargs, &hlog, cpu)?;
     procs::wait_listening(&mut haproxy, haddr, Duration::from_secs(5))
         .map_err(|e| format!("{e}\n{}", procs::tail(&hlog, 10)))?;
 
     let nport = procs::free_port().map_err(|e| e.to_string())?;
     let naddr: SocketAddr = ([127, 0, 0, 1], nport).into();
     let nlog = dir.join("nghttpx.log");
-    let mut nghttpx = Guard::new(
+    let mut nghttpx = Guard::supervised(
         "nghttpx",
-        procs::pinned_command(&nghttpx_bin, cpu)
-            .args(nghttpx_args(nport, haddr))
-            .arg(format!("--errorlog-file={}", nlog.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("spawn nghttpx: {e}"))?,
-    );
+        &nghttpx_bin,
+        &nghttpx_args(nport, haddr),
+        &nlog,
+        cpu,
+    )?;
     procs::wait_listening(&mut nghttpx, naddr, Duration::from_secs(5))
         .map_err(|e| format!("{e}\n{}", procs::tail(&nlog, 10)))?;
     Ok(Chain {

@@ -49,17 +49,3 @@ pub fn control_plane_role(echo: SocketAddr) -> Result<(), String> {
         Ok(())
     })
 }
-
-/// Why P cannot run in this build, or `None` when it can.
-pub const UNAVAILABLE: Option<&str> = Some(
-    "not available yet: the skiff tokio client (skiff_tokio::Mesh / mesh.channel(\"xds:///...\"), branch h-client) has not landed",
-);
-
-/// Variant P in the client role (placeholder until the skiff client lands).
-pub fn not_available(xds: Option<&str>) -> String {
-    format!(
-        "P ({TARGET} via control plane {}): {}",
-        xds.unwrap_or("-"),
-        UNAVAILABLE.unwrap_or("unavailable")
-    )
-}
