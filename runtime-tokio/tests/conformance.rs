@@ -338,11 +338,9 @@ async fn bootstrap_json() {
 #[tokio::test]
 async fn example_mesh_config_is_valid() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mesh.yaml");
-    let server = skiff_tokio::ControlPlaneServer::bind(
-        "127.0.0.1:0",
-        skiff_tokio::ConfigSource::file(path),
-    )
-    .await
-    .expect("examples/mesh.yaml is accepted");
+    let server =
+        skiff_tokio::ControlPlaneServer::bind("127.0.0.1:0", skiff_tokio::ConfigSource::file(path))
+            .await
+            .expect("examples/mesh.yaml is accepted");
     assert!(server.warnings().is_empty(), "{:?}", server.warnings());
 }

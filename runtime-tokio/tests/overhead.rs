@@ -115,11 +115,18 @@ fn unary_overhead() {
                 p90s[i].push(p90);
             }
         }
-        let names = ["plain tonic Channel", "skiff Channel (xds:///)", "skiff Channel (host:port)"];
+        let names = [
+            "plain tonic Channel",
+            "skiff Channel (xds:///)",
+            "skiff Channel (host:port)",
+        ];
         let base50 = median(p50s[0].clone());
         let base90 = median(p90s[0].clone());
         println!("\n{calls} calls x {rounds} rounds, median of per-round percentiles:");
-        println!("{:<28} {:>9} {:>9} {:>8} {:>8}", "path", "p50 µs", "p90 µs", "p50 x", "p90 x");
+        println!(
+            "{:<28} {:>9} {:>9} {:>8} {:>8}",
+            "path", "p50 µs", "p90 µs", "p50 x", "p90 x"
+        );
         for i in 0..3 {
             let m50 = median(p50s[i].clone());
             let m90 = median(p90s[i].clone());
