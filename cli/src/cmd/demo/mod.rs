@@ -22,6 +22,18 @@ use super::CliError;
 const HOST: &str = "greeter.demo.svc.cluster.local";
 const PORT: u16 = 50051;
 
+/// istiod's route configuration name for the service (`outbound|PORT||HOST`).
+const ROUTES: &str = "outbound|50051||greeter.demo.svc.cluster.local";
+
+/// The version of the route configuration the client holds.
+fn route_version(mesh: &skiff_tokio::Mesh) -> Option<String> {
+    mesh.read(|core| {
+        core.xds()
+            .entry(skiff_core::xds::ResourceType::RouteConfiguration, ROUTES)
+            .map(|e| e.version.clone())
+    })
+}
+
 /// Arguments of `skiff demo`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
