@@ -205,13 +205,27 @@ async fn demo(args: Args) -> Result<(), CliError> {
     let mut summary = Vec::new();
     for (i, phase) in phases.iter().enumerate() {
         if i > 0 {
+            let before = route_version(&mesh);
             let event = control_plane.handle().reload_text(
                 "demo-mesh.yaml",
                 &mesh_yaml(&backends, &phase.virtual_service),
             );
             println!("  control plane: {event}");
-            // Let the push reach the client before measuring (xDS is eventually consistent).
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // xDS is eventually consistent: measure once the client holds the new routes.
+            let arrived = tokio::time::timeout(
+                Duration::from_secs(10),
+                mesh.wait_for(|core| {
+                    let now = core
+                        .xds()
+                        .entry(skiff_core::xds::ResourceType::RouteConfiguration, ROUTES)
+                        .map(|e| e.version.clone());
+                    (now != before).then_some(())
+                }),
+            )
+            .await;
+            if arrived.is_err() {
+                return Err("the client did not receive the new routes within 10 s".into());
+            }
         }
         println!("phase {}/{}: {}", i + 1, phases.len(), phase.title);
         let tally = run_phase(&mut grpc, &args, phase, &backends, live).await;
