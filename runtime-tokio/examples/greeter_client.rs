@@ -38,7 +38,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => None,
     };
-    let target = args.first().cloned().unwrap_or_else(|| "xds:///helloworld.Greeter".into());
+    let target = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "xds:///helloworld.Greeter".into());
     let calls: usize = args.get(1).map(|n| n.parse()).transpose()?.unwrap_or(10);
 
     // One mesh per process: one ADS stream, one connection per endpoint, shared by every

@@ -21,7 +21,10 @@ struct Hello {
 
 #[tonic::codegen::async_trait]
 impl Greeter for Hello {
-    async fn say_hello(&self, request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
+    async fn say_hello(
+        &self,
+        request: Request<HelloRequest>,
+    ) -> Result<Response<HelloReply>, Status> {
         let who = request.into_inner().name;
         Ok(Response::new(HelloReply {
             message: format!("hello {who}, from {}", self.name),
@@ -67,7 +70,10 @@ impl Greeter for Hello {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let addr = args.next().unwrap_or_else(|| "127.0.0.1:50051".into()).parse()?;
+    let addr = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:50051".into())
+        .parse()?;
     let name = args.next().unwrap_or_else(|| "server".into());
     println!("greeter {name} listening on {addr}");
     tonic::transport::Server::builder()

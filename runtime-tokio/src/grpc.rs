@@ -220,7 +220,10 @@ mod tests {
         assert_eq!(parse_timeout(b"2M"), Some(Duration::from_secs(120)));
         assert_eq!(parse_timeout(b"7S"), Some(Duration::from_secs(7)));
         assert_eq!(parse_timeout(b"5u"), Some(Duration::from_micros(5)));
-        assert_eq!(parse_timeout(b"99999999n"), Some(Duration::from_nanos(99_999_999)));
+        assert_eq!(
+            parse_timeout(b"99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
         for bad in [&b""[..], b"m", b"123456789m", b"1x", b"-1m", b"1.5S"] {
             assert_eq!(parse_timeout(bad), None, "{bad:?}");
         }
@@ -229,19 +232,34 @@ mod tests {
         assert_eq!(encode_timeout(Duration::from_secs(2)), "2000000u");
         assert_eq!(encode_timeout(Duration::from_secs(500)), "500000m");
         assert_eq!(encode_timeout(Duration::ZERO), "1n");
-        assert_eq!(encode_timeout(Duration::from_nanos(1_000_000_001)), "1000001u");
+        assert_eq!(
+            encode_timeout(Duration::from_nanos(1_000_000_001)),
+            "1000001u"
+        );
         for d in [1u64, 999, 123_456_789, 86_400_000_000_000, u64::MAX] {
             let d = Duration::from_nanos(d);
             let back = parse_timeout(encode_timeout(d).as_bytes()).unwrap();
-            assert!(back >= d.min(Duration::from_secs(99_999_999 * 3600)), "{d:?} -> {back:?}");
+            assert!(
+                back >= d.min(Duration::from_secs(99_999_999 * 3600)),
+                "{d:?} -> {back:?}"
+            );
         }
     }
 
     #[test]
     fn http_status_mapping() {
-        assert_eq!(code_for_http_status(http::StatusCode::NOT_FOUND), code::UNIMPLEMENTED);
-        assert_eq!(code_for_http_status(http::StatusCode::SERVICE_UNAVAILABLE), code::UNAVAILABLE);
-        assert_eq!(code_for_http_status(http::StatusCode::IM_A_TEAPOT), code::UNKNOWN);
+        assert_eq!(
+            code_for_http_status(http::StatusCode::NOT_FOUND),
+            code::UNIMPLEMENTED
+        );
+        assert_eq!(
+            code_for_http_status(http::StatusCode::SERVICE_UNAVAILABLE),
+            code::UNAVAILABLE
+        );
+        assert_eq!(
+            code_for_http_status(http::StatusCode::IM_A_TEAPOT),
+            code::UNKNOWN
+        );
     }
 
     #[test]

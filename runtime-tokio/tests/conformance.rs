@@ -165,7 +165,9 @@ async fn statuses_and_deadlines() {
 
         // An unknown listener: the control plane never sends it, the does-not-exist timer
         // fires and the call fails with the core's reason.
-        let missing = mesh.channel("xds:///nope.test.svc.cluster.local:1").unwrap();
+        let missing = mesh
+            .channel("xds:///nope.test.svc.cluster.local:1")
+            .unwrap();
         let err = Tokio::say_hello(&missing, tonic::Request::new(HelloRequest::default()))
             .await
             .unwrap_err();
@@ -216,7 +218,8 @@ async fn dropped_calls_are_cancelled() {
         assert_eq!(mesh.read(|m| m.active_calls()), 1);
         call.abort();
         let _ = call.await;
-        mesh.wait_for(|m| (m.active_calls() == 0).then_some(())).await;
+        mesh.wait_for(|m| (m.active_calls() == 0).then_some(()))
+            .await;
         // The server sees the stream reset.
         for _ in 0..400 {
             if a.in_flight() == 0 {
@@ -224,7 +227,11 @@ async fn dropped_calls_are_cancelled() {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert_eq!(a.in_flight(), 0, "the cancelled RPC is still running on the server");
+        assert_eq!(
+            a.in_flight(),
+            0,
+            "the cancelled RPC is still running on the server"
+        );
     })
     .await;
 }
@@ -233,9 +240,10 @@ async fn dropped_calls_are_cancelled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_and_config_dump() {
     let fx = Fixture::new();
-    let _a = one_backend(&fx, &virtual_service(
-        "  - route:\n    - destination: {host: greeter.test.svc.cluster.local}\n",
-    ))
+    let _a = one_backend(
+        &fx,
+        &virtual_service("  - route:\n    - destination: {host: greeter.test.svc.cluster.local}\n"),
+    )
     .await;
     let mesh = fast_mesh(&fx.xds_target()).build().unwrap();
     let mut events = mesh.subscribe();
@@ -330,11 +338,9 @@ async fn bootstrap_json() {
 #[tokio::test]
 async fn example_mesh_config_is_valid() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mesh.yaml");
-    let server = skiff_tokio::ControlPlaneServer::bind(
-        "127.0.0.1:0",
-        skiff_tokio::ConfigSource::file(path),
-    )
-    .await
-    .expect("examples/mesh.yaml is accepted");
+    let server =
+        skiff_tokio::ControlPlaneServer::bind("127.0.0.1:0", skiff_tokio::ConfigSource::file(path))
+            .await
+            .expect("examples/mesh.yaml is accepted");
     assert!(server.warnings().is_empty(), "{:?}", server.warnings());
 }

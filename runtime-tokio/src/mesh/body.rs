@@ -219,7 +219,9 @@ impl fmt::Debug for ResponseBody {
 
 impl ResponseBody {
     pub(crate) fn empty() -> Self {
-        ResponseBody { inner: Inner::Empty }
+        ResponseBody {
+            inner: Inner::Empty,
+        }
     }
 
     pub(crate) fn call(incoming: Incoming, guard: CallGuard) -> Self {

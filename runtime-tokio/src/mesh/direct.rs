@@ -104,7 +104,10 @@ impl DirectPool {
             .map_err(|e| format!("resolving {}:{}: {e}", self.host, self.port))?
             .collect();
         if addrs.is_empty() {
-            return Err(format!("{}:{} resolved to no address", self.host, self.port));
+            return Err(format!(
+                "{}:{} resolved to no address",
+                self.host, self.port
+            ));
         }
         let mut st = self.lock();
         if st.addrs != addrs {
@@ -114,7 +117,11 @@ impl DirectPool {
                 st.addrs.drain(..).zip(st.conns.drain(..)).collect();
             st.conns = addrs
                 .iter()
-                .map(|a| old.iter().find(|(o, _)| o == a).and_then(|(_, c)| c.clone()))
+                .map(|a| {
+                    old.iter()
+                        .find(|(o, _)| o == a)
+                        .and_then(|(_, c)| c.clone())
+                })
                 .collect();
             st.addrs = addrs;
         }
@@ -251,7 +258,10 @@ impl DirectPool {
             None => attempt.await,
             Some(d) => match tokio::time::timeout_at(d, attempt).await {
                 Ok(r) => r,
-                Err(_) => Ok(status_response(code::DEADLINE_EXCEEDED, "deadline exceeded")),
+                Err(_) => Ok(status_response(
+                    code::DEADLINE_EXCEEDED,
+                    "deadline exceeded",
+                )),
             },
         }
     }

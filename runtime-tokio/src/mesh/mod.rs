@@ -127,11 +127,16 @@ pub enum MeshError {
 impl fmt::Display for MeshError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MeshError::NoRuntime => f.write_str("skiff_tokio::Mesh must be built inside a tokio runtime"),
+            MeshError::NoRuntime => {
+                f.write_str("skiff_tokio::Mesh must be built inside a tokio runtime")
+            }
             MeshError::ControlPlane(e) => write!(f, "control plane: {e}"),
             MeshError::Bootstrap(e) => write!(f, "xDS bootstrap: {e}"),
             MeshError::NoXdsServer(t) => {
-                write!(f, "{t:?} needs a control plane, and this mesh was built without one")
+                write!(
+                    f,
+                    "{t:?} needs a control plane, and this mesh was built without one"
+                )
             }
             MeshError::InvalidTarget { target, reason } => {
                 write!(f, "invalid target {target:?}: {reason}")
@@ -169,6 +174,8 @@ pub enum MeshEvent {
     },
 }
 
+type ConfigureFn = Box<dyn FnOnce(&mut MeshConfig) + Send>;
+
 /// Builds a [`Mesh`]. See [`Mesh::builder`].
 pub struct MeshBuilder {
     xds_server: Option<XdsServerTarget>,
@@ -176,7 +183,7 @@ pub struct MeshBuilder {
     seed: Option<Seed>,
     protocol: Protocol,
     ignore_resource_deletion: bool,
-    configure: Vec<Box<dyn FnOnce(&mut MeshConfig) + Send>>,
+    configure: Vec<ConfigureFn>,
     options: MeshOptions,
     security: Option<Arc<dyn TransportSecurity>>,
 }
@@ -319,7 +326,11 @@ impl MeshBuilder {
         }
         let method = config.xds.protocol.method();
         let timeline = Timeline::start();
-        let core = CoreMesh::new(config, self.seed.unwrap_or_else(random_seed), timeline.now());
+        let core = CoreMesh::new(
+            config,
+            self.seed.unwrap_or_else(random_seed),
+            timeline.now(),
+        );
         let (transport_tx, transport_rx) = mpsc::channel(64);
         let (events, _) = broadcast::channel(self.options.ads.event_capacity.max(1));
         let (generation, _) = watch::channel(0);
@@ -489,7 +500,8 @@ impl Mesh {
             target: target.to_string(),
             authority,
         });
-        st.channels.insert(target.to_string(), Arc::downgrade(&inner));
+        st.channels
+            .insert(target.to_string(), Arc::downgrade(&inner));
         self.shared.flush(&mut st, false);
         Ok(inner)
     }
@@ -736,7 +748,9 @@ impl Shared {
                                 changed = true;
                                 tracing::debug!(generation, "configuration snapshot applied");
                             }
-                            PlaneEvent::RetryScheduled { .. } => tracing::trace!(event = ?e, "retry"),
+                            PlaneEvent::RetryScheduled { .. } => {
+                                tracing::trace!(event = ?e, "retry")
+                            }
                             other => tracing::info!(event = ?other, "mesh event"),
                         }
                         if self.events.receiver_count() > 0 {
@@ -829,7 +843,8 @@ impl Shared {
         let address = slot.address;
         let now = self.timeline.now();
         tracing::debug!(%address, "subchannel ready");
-        st.core.handle_subchannel_state(now, sc, Connectivity::Ready);
+        st.core
+            .handle_subchannel_state(now, sc, Connectivity::Ready);
         self.publish_subchannel(address, Connectivity::Ready, None);
         self.flush(&mut st, false);
         true
@@ -973,9 +988,12 @@ async fn drive(
                 (Some(e), Some(s)) => s.on_transport(e),
                 _ => break,
             },
-            () = wake.notified() => {}
+            () = wake.notified() => tracing::trace!("driver re-arms its timer"),
             () = timer => match shared.upgrade() {
-                Some(s) => s.on_timer(),
+                Some(s) => {
+                    tracing::trace!("driver timer fired");
+                    s.on_timer()
+                }
                 None => break,
             },
         }

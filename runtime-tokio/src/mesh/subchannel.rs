@@ -39,8 +39,7 @@ pub type SecureFuture = Pin<Box<dyn Future<Output = io::Result<BoxIo>> + Send>>;
 /// back to plaintext). Plaintext clusters use h2c with prior knowledge.
 pub trait TransportSecurity: fmt::Debug + Send + Sync + 'static {
     /// Wraps `tcp`, a connection to `address` for `cluster`.
-    fn secure(&self, cluster: &ClusterConfig, address: SocketAddr, tcp: TcpStream)
-    -> SecureFuture;
+    fn secure(&self, cluster: &ClusterConfig, address: SocketAddr, tcp: TcpStream) -> SecureFuture;
 }
 
 /// Connection knobs.

@@ -10,8 +10,8 @@ use tonic::Code;
 
 use super::greeter::{HelloReply, HelloRequest};
 use super::{
-    Backend, CASE_LIMIT, Fixture, INTERFACE_TARGET, TARGET, TestRuntime, bounded,
-    destination_rule, join_all, mesh_yaml, virtual_service,
+    Backend, CASE_LIMIT, Fixture, INTERFACE_TARGET, TARGET, TestRuntime, bounded, destination_rule,
+    join_all, mesh_yaml, virtual_service,
 };
 use skiff_tokio::ConfigEvent;
 
@@ -58,10 +58,7 @@ async fn spread<R: TestRuntime>(ch: &R::Channel, n: usize) -> BTreeMap<String, u
 }
 
 fn endpoints(backends: &[(&Arc<Backend>, &str)]) -> Vec<String> {
-    backends
-        .iter()
-        .map(|(b, v)| b.endpoint_yaml(v))
-        .collect()
+    backends.iter().map(|(b, v)| b.endpoint_yaml(v)).collect()
 }
 
 /// Round robin over three backends, addressed by interface name.
@@ -203,7 +200,9 @@ pub async fn route_timeout<R: TestRuntime>() {
     bounded(R::sleep(CASE_LIMIT), async {
         until_seen::<R>(&ch, &["slow"]).await;
         slow.delay(Duration::from_secs(5));
-        let err = hello::<R>(&ch).await.expect_err("a 5 s call under a 300 ms route timeout");
+        let err = hello::<R>(&ch)
+            .await
+            .expect_err("a 5 s call under a 300 ms route timeout");
         assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
         assert!(err.message().contains("deadline"), "{err:?}");
         slow.delay(Duration::ZERO);
@@ -216,10 +215,7 @@ pub async fn route_timeout<R: TestRuntime>() {
 pub async fn circuit_breaking<R: TestRuntime>() {
     let fx = Fixture::new();
     let slow = fx.backend("slow").await;
-    let yaml = mesh_yaml(
-        &endpoints(&[(&slow, "v1")]),
-        &destination_rule(Some(2)),
-    );
+    let yaml = mesh_yaml(&endpoints(&[(&slow, "v1")]), &destination_rule(Some(2)));
     fx.start_control_plane(Some(&yaml)).await;
     let mesh = R::mesh(&fx.xds_target());
     let ch = mesh.channel(TARGET);
@@ -244,7 +240,9 @@ pub async fn circuit_breaking<R: TestRuntime>() {
         assert_eq!(err.code(), Code::Unavailable, "{err:?}");
         assert!(err.message().contains("circuit breaker"), "{err:?}");
         slow.delay(Duration::ZERO);
-        hello::<R>(&ch).await.expect("calls flow again once the breaker closes");
+        hello::<R>(&ch)
+            .await
+            .expect("calls flow again once the breaker closes");
     })
     .await;
 }
@@ -268,7 +266,11 @@ pub async fn live_endpoint_change<R: TestRuntime>() {
         until_seen::<R>(&ch, &["c"]).await;
         let b_before = b.hits();
         let counts = spread::<R>(&ch, 60).await;
-        assert_eq!(b.hits(), b_before, "the removed endpoint got traffic: {counts:?}");
+        assert_eq!(
+            b.hits(),
+            b_before,
+            "the removed endpoint got traffic: {counts:?}"
+        );
         assert!(counts.get("c").copied().unwrap_or(0) >= 20, "{counts:?}");
         assert!(counts.get("a").copied().unwrap_or(0) >= 20, "{counts:?}");
     })
@@ -308,7 +310,10 @@ pub async fn control_plane_restart<R: TestRuntime>() {
             }
             R::sleep(Duration::from_millis(5)).await;
         }
-        assert!(seen_b, "the restarted control plane's endpoint never got traffic");
+        assert!(
+            seen_b,
+            "the restarted control plane's endpoint never got traffic"
+        );
     })
     .await;
 }
@@ -346,7 +351,10 @@ pub async fn goaway_graceful_shutdown<R: TestRuntime>() {
     let fx = Fixture::new();
     let a = fx.backend("a").await;
     let b = fx.backend("b").await;
-    let yaml = mesh_yaml(&endpoints(&[(&a, "v1"), (&b, "v1")]), &destination_rule(None));
+    let yaml = mesh_yaml(
+        &endpoints(&[(&a, "v1"), (&b, "v1")]),
+        &destination_rule(None),
+    );
     fx.start_control_plane(Some(&yaml)).await;
     let mesh = R::mesh(&fx.xds_target());
     let ch = mesh.channel(TARGET);

@@ -59,9 +59,10 @@ pub mod greeter_client {
         }
 
         async fn ready(&mut self) -> Result<(), tonic::Status> {
-            self.inner.ready().await.map_err(|e| {
-                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
-            })
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| tonic::Status::unknown(format!("Service was not ready: {}", e.into())))
         }
 
         pub async fn say_hello(
@@ -102,8 +103,10 @@ pub mod greeter_client {
             let path =
                 http::uri::PathAndQuery::from_static("/helloworld.Greeter/SayHelloClientStream");
             let mut req = request.into_streaming_request();
-            req.extensions_mut()
-                .insert(GrpcMethod::new("helloworld.Greeter", "SayHelloClientStream"));
+            req.extensions_mut().insert(GrpcMethod::new(
+                "helloworld.Greeter",
+                "SayHelloClientStream",
+            ));
             self.inner.client_streaming(req, path, codec).await
         }
     }
@@ -192,8 +195,7 @@ pub mod greeter_server {
                         }
                     }
                     Box::pin(async move {
-                        let mut grpc =
-                            tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
+                        let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
                         Ok(grpc.unary(Svc(inner), req).await)
                     })
                 }
@@ -213,8 +215,7 @@ pub mod greeter_server {
                         }
                     }
                     Box::pin(async move {
-                        let mut grpc =
-                            tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
+                        let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
                         Ok(grpc.server_streaming(Svc(inner), req).await)
                     })
                 }
@@ -232,8 +233,7 @@ pub mod greeter_server {
                         }
                     }
                     Box::pin(async move {
-                        let mut grpc =
-                            tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
+                        let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
                         Ok(grpc.client_streaming(Svc(inner), req).await)
                     })
                 }

@@ -66,7 +66,9 @@ pub async fn bounded<F: Future>(limit: impl Future<Output = ()>, f: F) -> F::Out
 }
 
 /// Runs every future to completion concurrently (no runtime needed).
-pub async fn join_all<T>(futs: Vec<std::pin::Pin<Box<dyn Future<Output = T> + Send + '_>>>) -> Vec<T> {
+pub async fn join_all<T>(
+    futs: Vec<std::pin::Pin<Box<dyn Future<Output = T> + Send + '_>>>,
+) -> Vec<T> {
     let mut futs: Vec<_> = futs.into_iter().map(Some).collect();
     let mut out: Vec<Option<T>> = futs.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
@@ -82,7 +84,11 @@ pub async fn join_all<T>(futs: Vec<std::pin::Pin<Box<dyn Future<Output = T> + Se
                 }
             }
         }
-        if pending { Poll::Pending } else { Poll::Ready(()) }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
     })
     .await;
     out.into_iter().map(|o| o.expect("joined")).collect()
@@ -247,9 +253,10 @@ impl Backend {
 
     /// Makes every RPC wait `d` before answering.
     pub fn delay(&self, d: Duration) {
-        self.ctl
-            .delay_ms
-            .store(u64::try_from(d.as_millis()).unwrap_or(u64::MAX), Ordering::SeqCst);
+        self.ctl.delay_ms.store(
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
     }
 
     /// RPCs being handled now.
@@ -440,7 +447,10 @@ impl Fixture {
     pub async fn reconfigure(&self, yaml: &str) -> ConfigEvent {
         let mut events = {
             let cp = self.cp.lock().unwrap();
-            cp.as_ref().expect("control plane running").handle().config_events()
+            cp.as_ref()
+                .expect("control plane running")
+                .handle()
+                .config_events()
         };
         self.write_config(yaml);
         self.run(async move {
@@ -459,7 +469,11 @@ impl Fixture {
             self.write_config(y);
         }
         let path = self.config.clone();
-        let addr = self.cp_addr.lock().unwrap().unwrap_or_else(|| "127.0.0.1:0".parse().expect("addr"));
+        let addr = self
+            .cp_addr
+            .lock()
+            .unwrap()
+            .unwrap_or_else(|| "127.0.0.1:0".parse().expect("addr"));
         let running = self
             .run(async move {
                 let options = ControlPlaneOptions {
