@@ -50,7 +50,8 @@ use skiff_core::xds::{Protocol, XdsClient, XdsClientConfig, XdsEvent};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-pub use body::{AttemptBody, ResponseBody};
+use body::AttemptBody;
+pub use body::ResponseBody;
 pub use channel::{Channel, ResponseFuture, WaitForReady};
 pub use headers::HeaderMapSource;
 pub use subchannel::{SecureFuture, TransportSecurity};
