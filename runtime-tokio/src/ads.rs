@@ -1,7 +1,7 @@
 //! The ADS transport and the driver task.
 //!
-//! One driver task owns one sans-IO state machine (today an [`XdsClient`]; tomorrow the core's
-//! `Mesh`, which has the same `handle_*`/`poll_*` shape; see [`AdsMachine`]) and runs DESIGN §5's
+//! One driver task owns one sans-IO state machine (an [`XdsClient`], for tools that only read xDS;
+//! see [`AdsMachine`]) and runs DESIGN §5's
 //! loop: wait for (application command | ADS bytes | stream event | timer) → apply one input →
 //! drain the outputs → re-arm the single timer.
 //!
@@ -57,9 +57,9 @@ pub enum AdsAction<E> {
 
 /// A sans-IO state machine with an ADS stream, drivable by [`spawn_driver`].
 ///
-/// Implemented for [`XdsClient`]. The core's `Mesh` will implement it too (mapping its richer
-/// outputs: `Connect`, `Picked`… become new [`AdsAction`] variants handled by the driver), so
-/// [`DriverHandle`] stays the handle of `skiff_tokio::Mesh`.
+/// Implemented for [`XdsClient`]. The data plane ([`crate::Mesh`]) does not go through this
+/// trait: its RPCs must reach the core without a hop through a driver task, so it shares the
+/// core under a lock and reuses only this module's ADS stream transport.
 pub trait AdsMachine: Send + 'static {
     /// The events published to subscribers.
     type Event: Clone + fmt::Debug + Send + Sync + 'static;

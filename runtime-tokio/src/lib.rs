@@ -3,6 +3,9 @@
 //! The runtime adapter drives skiff-core's sans-IO state machines with tokio: it owns the
 //! sockets, TLS, HTTP/2 connections, timers and the clock, and moves bytes only.
 //!
+//! - [`mesh`]: the proxyless service mesh: [`Mesh`] (one per process: the core, one ADS stream,
+//!   one HTTP/2 connection per endpoint) and its tonic-compatible [`Channel`]s
+//!   (`GreeterClient::new(mesh.channel("xds:///helloworld.Greeter")?)`). Start here.
 //! - [`connect`]: dialing the control plane (`host:port`, `dns:///host:port`, `unix:///path`,
 //!   `unix:path`; `insecure` or `tls` channel credentials, gRFC A65).
 //! - [`ads`]: the ADS transport (one HTTP/2 connection, one bidirectional gRPC stream) and the

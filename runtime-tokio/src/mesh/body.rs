@@ -109,9 +109,8 @@ impl RequestBody {
 }
 
 /// The request body of one attempt, as sent on a subchannel's HTTP/2 connection.
-pub enum AttemptBody {
+pub(crate) enum AttemptBody {
     /// A buffered body.
-    #[doc(hidden)]
     Full {
         /// The message bytes.
         data: Option<Bytes>,
@@ -119,7 +118,6 @@ pub enum AttemptBody {
         trailers: Option<HeaderMap>,
     },
     /// The application's stream, after what was read ahead.
-    #[doc(hidden)]
     Stream {
         /// Frames read ahead while deciding.
         prefix: VecDeque<Bytes>,

@@ -47,6 +47,17 @@ pub(crate) enum Next {
     Fail(CallError),
 }
 
+impl Next {
+    fn kind(&self) -> &'static str {
+        match self {
+            Next::Send(_, Some(_)) => "send",
+            Next::Send(_, None) => "send-without-connection",
+            Next::Queue => "queue",
+            Next::Fail(_) => "fail",
+        }
+    }
+}
+
 /// What the core said about a call after the fact.
 #[derive(Debug)]
 pub(crate) enum Signal {
@@ -126,6 +137,12 @@ impl CallCell {
         end
     }
 
+    /// Forgets the registered waker: the task about to report is that task, running now, and
+    /// looks at the mailbox itself afterwards (a self-wake would cost it a scheduler round).
+    fn clear_waker(&self) {
+        self.lock().waker = None;
+    }
+
     /// Registers `waker` for the next signal; `true` if one is already there.
     pub(crate) fn register(&self, waker: &Waker) -> bool {
         let mut i = self.lock();
@@ -169,6 +186,7 @@ impl CallGuard {
     /// Reports the current attempt's outcome; `broken` is the connection it failed on, when
     /// the failure says that connection is unusable (GOAWAY, closed).
     pub(crate) fn report(&self, outcome: &CallOutcome<'_>, broken: Option<&Conn>) {
+        self.cell.clear_waker();
         let mut st = self.shared.lock();
         let now = self.shared.timeline.now();
         if let Some(c) = broken {
@@ -253,6 +271,7 @@ where
         st.calls.insert(id, Arc::clone(&cell));
         let next = st.resolve(pick);
         shared.flush(&mut st, false);
+        tracing::trace!(call = %id, pick = next.kind(), "call started");
         (id, next)
     };
     let mut guard = CallGuard {

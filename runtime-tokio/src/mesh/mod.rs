@@ -50,7 +50,8 @@ use skiff_core::xds::{Protocol, XdsClient, XdsClientConfig, XdsEvent};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-pub use body::{AttemptBody, ResponseBody};
+use body::AttemptBody;
+pub use body::ResponseBody;
 pub use channel::{Channel, ResponseFuture, WaitForReady};
 pub use headers::HeaderMapSource;
 pub use subchannel::{SecureFuture, TransportSecurity};
@@ -989,9 +990,12 @@ async fn drive(
                 (Some(e), Some(s)) => s.on_transport(e),
                 _ => break,
             },
-            () = wake.notified() => {}
+            () = wake.notified() => tracing::trace!("driver re-arms its timer"),
             () = timer => match shared.upgrade() {
-                Some(s) => s.on_timer(),
+                Some(s) => {
+                    tracing::trace!("driver timer fired");
+                    s.on_timer()
+                }
                 None => break,
             },
         }
