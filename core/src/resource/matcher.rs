@@ -460,6 +460,17 @@ pub trait HeaderSource {
     /// are not valid UTF-8 should be skipped (gRPC ASCII metadata is always printable ASCII).
     fn header_value(&self, name: &str, index: usize) -> Option<&str>;
 
+    /// The first value of the header `name` (lowercase), and whether it has more values: what
+    /// routing asks for every header it matches or hashes, before joining several values.
+    ///
+    /// The default asks [`Self::header_value`] for values 0 and 1; a source that can answer in
+    /// one lookup (one pass over a list, one probe of a map) should override it, with the same
+    /// result.
+    fn first_header_value(&self, name: &str) -> Option<(&str, bool)> {
+        let first = self.header_value(name, 0)?;
+        Some((first, self.header_value(name, 1).is_some()))
+    }
+
     /// Calls `f` with every `(name, value)` pair, names in lowercase. The data plane uses it to
     /// keep a copy of an RPC's metadata when the RPC must wait for configuration before it can
     /// be routed (the only time the core copies headers).
@@ -480,13 +491,26 @@ impl<'a> SliceHeaders<'a> {
     }
 }
 
+/// ASCII case-insensitive name equality, with a fast path for the common case of names that are
+/// already equal byte for byte (HTTP/2 sends lowercase names).
+#[inline]
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (a.as_bytes() == b.as_bytes() || a.eq_ignore_ascii_case(b))
+}
+
 impl HeaderSource for SliceHeaders<'_> {
     fn header_value(&self, name: &str, index: usize) -> Option<&str> {
         self.pairs
             .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .filter(|(n, _)| same_name(n, name))
             .nth(index)
             .map(|(_, v)| *v)
+    }
+
+    fn first_header_value(&self, name: &str) -> Option<(&str, bool)> {
+        let mut values = self.pairs.iter().filter(|(n, _)| same_name(n, name));
+        let (_, first) = values.next()?;
+        Some((first, values.next().is_some()))
     }
 
     fn for_each_header(&self, f: &mut dyn FnMut(&str, &str)) {
@@ -518,16 +542,12 @@ pub fn with_rpc_header<R>(
     if is_hidden_from_routing(name) {
         return f(None);
     }
-    let Some(first) = headers.header_value(name, 0) else {
-        if name == "content-type" {
-            return f(Some(GRPC_CONTENT_TYPE));
-        }
-        return f(None);
-    };
-    if headers.header_value(name, 1).is_none() {
-        return f(Some(first));
+    match headers.first_header_value(name) {
+        None if name == "content-type" => f(Some(GRPC_CONTENT_TYPE)),
+        None => f(None),
+        Some((first, false)) => f(Some(first)),
+        Some((_, true)) => with_joined(headers, name, f),
     }
-    with_joined(headers, name, f)
 }
 
 /// Joins every value of `name` with `,` into a stack buffer (heap only past
@@ -863,6 +883,30 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn slice_headers_first_value_agrees_with_header_value(
+            pairs in proptest::collection::vec(("[aAbB-]{1,3}", "[a-z]{0,3}"), 0..8),
+            name in "[ab-]{1,3}",
+        ) {
+            let refs: Vec<(&str, &str)> =
+                pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let h = SliceHeaders::new(&refs);
+            let expected = h
+                .header_value(&name, 0)
+                .map(|first| (first, h.header_value(&name, 1).is_some()));
+            prop_assert_eq!(h.first_header_value(&name), expected);
+            // The header_value scan itself: case-insensitive names, in order.
+            let by_hand: Vec<&str> = refs
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(&name))
+                .map(|(_, v)| *v)
+                .collect();
+            for (i, v) in by_hand.iter().enumerate() {
+                prop_assert_eq!(h.header_value(&name, i), Some(*v));
+            }
+            prop_assert_eq!(h.header_value(&name, by_hand.len()), None);
+        }
+
         #[test]
         fn exact_prefix_suffix_contains_agree_with_std(v in ascii(), p in "[a-zA-Z0-9]{1,6}") {
             let m = |pat: MatchPattern, ic| sm(pat, ic).unwrap();

@@ -17,6 +17,9 @@ use core::fmt;
 use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
 
+pub(crate) mod index;
+
+use self::index::RouteIndex;
 use super::filter::{FilterOverride, Fraction, parse_filter_override};
 use super::matcher::{HeaderMatcher, SafeRegex, build_regex, join_path};
 use super::retry::RetryPolicy;
@@ -47,11 +50,32 @@ pub struct VirtualHost {
     /// `domains`, lowercased.
     pub domains: Vec<DomainPattern>,
     /// `routes` that were kept, in order (first match wins).
+    ///
+    /// The router finds candidate routes through an index built at validation. Adding or
+    /// removing routes is detected (the router then scans them all); after replacing a route in
+    /// place, call [`VirtualHost::reindex`].
     pub routes: Vec<Route>,
     /// The virtual host's own `retry_policy` (routes without one already inherited it).
     pub retry_policy: Option<RetryPolicy>,
     /// `typed_per_filter_config`.
     pub filter_overrides: FilterOverrides,
+    /// `routes` grouped by gRPC service (a cache: ignored by `==`).
+    index: RouteIndex,
+}
+
+impl VirtualHost {
+    /// Rebuilds the route index after `routes` changed (validation builds it; only code that
+    /// edits `routes` in place needs this).
+    pub fn reindex(&mut self) {
+        self.index = RouteIndex::build(&self.routes);
+    }
+
+    /// The routes that may match `path`, ascending: every other route's path matcher is known
+    /// not to match it. `None` when the index is out of date (scan every route instead).
+    #[inline]
+    pub(crate) fn route_candidates(&self, path: &str) -> Option<index::Candidates<'_>> {
+        self.index.candidates(path, self.routes.len())
+    }
 }
 
 /// One entry of `VirtualHost.domains` (Envoy/gRFC A27 domain rules; compared ASCII
@@ -701,12 +725,14 @@ fn parse_virtual_host(
         }
     }
     note_virtual_host_fields(vh, at, ignored);
+    let index = RouteIndex::build(&routes);
     Ok(VirtualHost {
         name: vh.name.clone(),
         domains,
         routes,
         retry_policy,
         filter_overrides,
+        index,
     })
 }
 

@@ -208,10 +208,17 @@ impl fmt::Display for RouteError<'_> {
 
 impl std::error::Error for RouteError<'_> {}
 
-/// Whether `m` matches the RPC. The fraction is drawn last, and only when everything else
-/// matched, so the RNG is consumed only where it decides something.
-fn route_matches(m: &RouteMatch, head: &RequestHead<'_>, rng: &mut Rng) -> bool {
-    if m.has_query_parameters || !m.path.matches(head.path) {
+/// Whether `m` matches the RPC; `path_matched` says the path is already known to match. The
+/// fraction is drawn last, and only when everything else matched, so the RNG is consumed only
+/// where it decides something.
+#[inline]
+fn route_matches(
+    m: &RouteMatch,
+    path_matched: bool,
+    head: &RequestHead<'_>,
+    rng: &mut Rng,
+) -> bool {
+    if m.has_query_parameters || !(path_matched || m.path.matches(head.path)) {
         return false;
     }
     if !m.headers.iter().all(|h| h.matches(head.headers)) {
@@ -221,17 +228,37 @@ fn route_matches(m: &RouteMatch, head: &RequestHead<'_>, rng: &mut Rng) -> bool 
 }
 
 /// The first route of `vhost` that matches (gRFC A28: first match wins).
+///
+/// Only the routes the virtual host's index says may match the path are tested, in route
+/// order; the others' paths cannot match, so they could neither win nor draw a fraction, and
+/// the outcome and the random draws are those of testing every route in order.
+#[inline]
 fn first_match<'a>(
     vhost: &'a VirtualHost,
     head: &RequestHead<'a>,
     rng: &mut Rng,
 ) -> Result<(usize, &'a Route), RouteError<'a>> {
+    let found = match vhost.route_candidates(head.path) {
+        Some(mut candidates) => candidates.find_map(|c| {
+            let r = vhost.routes.get(c.index)?;
+            route_matches(&r.matcher, c.path_matched, head, rng).then_some((c.index, r))
+        }),
+        None => first_match_linear(vhost, head, rng),
+    };
+    found.ok_or(RouteError::NoMatchingRoute { path: head.path })
+}
+
+/// [`first_match`] without the index: every route, in order.
+fn first_match_linear<'a>(
+    vhost: &'a VirtualHost,
+    head: &RequestHead<'a>,
+    rng: &mut Rng,
+) -> Option<(usize, &'a Route)> {
     vhost
         .routes
         .iter()
         .enumerate()
-        .find(|(_, r)| route_matches(&r.matcher, head, rng))
-        .ok_or(RouteError::NoMatchingRoute { path: head.path })
+        .find(|(_, r)| route_matches(&r.matcher, false, head, rng))
 }
 
 /// Routes a client RPC within `vhost`: the first matching route must forward (`route`);

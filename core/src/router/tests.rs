@@ -816,3 +816,159 @@ proptest! {
         prop_assert!(d.cluster().is_some());
     }
 }
+
+// ---- the route index against the linear scan ------------------------------------------------
+
+/// Path specifiers whose strings share services, case variants and partial keys, so that
+/// grouped, general and never-matching routes interleave.
+const INDEX_PATHS: &[&str] = &[
+    "", "/", "//", "/a", "/a.S", "/a.S/", "/a.S/M", "/a.S/M/x", "/a.S/N", "/A.S/", "/a.s/m",
+    "/b.T/", "/b.T/M1", "/b.TT/", "a.S/", "a.S/M",
+];
+
+/// One generated route: (path kind, path string index, case_sensitive, header rule,
+/// query parameters, fraction percent).
+type RouteSpec = (u8, usize, u8, u8, bool, u8);
+
+fn index_route(i: usize, spec: &RouteSpec) -> pb::Route {
+    use crate::pb::envoy::config::core::v3::RuntimeFractionalPercent;
+    use crate::pb::envoy::config::route::v3::header_matcher::HeaderMatchSpecifier as Hm;
+    use crate::pb::envoy::config::route::v3::route_match::PathSpecifier;
+    use crate::pb::envoy::r#type::v3::FractionalPercent;
+    let &(kind, p, cs, header, query, fraction) = spec;
+    let text = INDEX_PATHS[p % INDEX_PATHS.len()].to_string();
+    let path_specifier = match kind % 4 {
+        0 | 1 => PathSpecifier::Prefix(text),
+        2 => PathSpecifier::Path(text),
+        _ => PathSpecifier::SafeRegex(matcher_pb::RegexMatcher {
+            regex: ["/a\\..*", ".*M.*", "/b\\.T/M[0-9]", "[^/]*"][p % 4].into(),
+            ..Default::default()
+        }),
+    };
+    let headers = match header % 4 {
+        0 | 1 => vec![],
+        2 => vec![pb::HeaderMatcher {
+            name: "x-h".into(),
+            header_match_specifier: Some(Hm::StringMatch(matcher_pb::StringMatcher {
+                match_pattern: Some(matcher_pb::string_matcher::MatchPattern::Exact("1".into())),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }],
+        _ => vec![pb::HeaderMatcher {
+            name: "x-h".into(),
+            header_match_specifier: Some(Hm::PresentMatch(true)),
+            invert_match: true,
+            ..Default::default()
+        }],
+    };
+    let query_parameters = if query {
+        vec![pb::QueryParameterMatcher {
+            name: "q".into(),
+            ..Default::default()
+        }]
+    } else {
+        vec![]
+    };
+    let runtime_fraction = (fraction < 100).then(|| RuntimeFractionalPercent {
+        default_value: Some(FractionalPercent {
+            numerator: u32::from(fraction),
+            denominator: 0,
+        }),
+        runtime_key: String::new(),
+    });
+    let m = pb::RouteMatch {
+        path_specifier: Some(path_specifier),
+        case_sensitive: match cs % 3 {
+            0 => None,
+            1 => Some(true),
+            _ => Some(false),
+        },
+        headers,
+        query_parameters,
+        runtime_fraction,
+        ..Default::default()
+    };
+    to_cluster(Some(m), &format!("c{i}"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The indexed first match is the linear first match, with the same random draws.
+    #[test]
+    fn indexed_routing_equals_the_linear_scan(
+        specs in proptest::collection::vec(
+            (0u8..4, 0usize..64, 0u8..3, 0u8..4, proptest::bool::weighted(0.1),
+             prop_oneof![4 => Just(100u8), 1 => 0u8..100]),
+            0..24,
+        ),
+        requests in proptest::collection::vec(
+            (prop_oneof![
+                3 => (0usize..INDEX_PATHS.len()).prop_map(|i| INDEX_PATHS[i].to_string()),
+                2 => (0usize..INDEX_PATHS.len(), "[a-zA-Z0-9./]{0,6}")
+                    .prop_map(|(i, tail)| format!("{}{tail}", INDEX_PATHS[i])),
+                1 => "[a-zA-Z./]{0,12}",
+            ], 0u8..3),
+            1..16,
+        ),
+        seed in any::<u64>(),
+    ) {
+        let routes: Vec<pb::Route> = specs.iter().enumerate().map(|(i, s)| index_route(i, s)).collect();
+        let cfg = build(&rc(vec![vh(&["*"], routes)]));
+        let vhost = &cfg.virtual_hosts[0];
+        let mut indexed_rng = Rng::new(Seed(seed));
+        let mut linear_rng = Rng::new(Seed(seed));
+        for (path, header) in &requests {
+            let pairs: &[(&str, &str)] = match header {
+                0 => &[],
+                1 => &[("x-h", "1")],
+                _ => &[("x-h", "2")],
+            };
+            let h = SliceHeaders::new(pairs);
+            let rh = head(path, &h);
+            let indexed = first_match(vhost, &rh, &mut indexed_rng).ok().map(|(i, _)| i);
+            let linear = first_match_linear(vhost, &rh, &mut linear_rng).map(|(i, _)| i);
+            prop_assert_eq!(indexed, linear, "path {:?} header {}", path, header);
+        }
+        prop_assert_eq!(indexed_rng.next_u64(), linear_rng.next_u64(), "same draws");
+    }
+}
+
+#[test]
+fn index_follows_route_edits() {
+    use crate::pb::envoy::config::route::v3::route_match::PathSpecifier;
+    let m = |p: &str| {
+        Some(pb::RouteMatch {
+            path_specifier: Some(PathSpecifier::Prefix(p.into())),
+            ..Default::default()
+        })
+    };
+    let mut cfg = build(&rc(vec![vh(
+        &["*"],
+        vec![to_cluster(m("/a.S/"), "a"), to_cluster(m("/b.T/"), "b")],
+    )]));
+    let mut rng = Rng::new(Seed(1));
+    let vhost = &mut cfg.virtual_hosts[0];
+    let cluster = |vhost: &VirtualHost, path: &str, rng: &mut Rng| {
+        route(vhost, &head(path, &NO_HEADERS), rng)
+            .ok()
+            .and_then(|d| d.cluster().map(str::to_string))
+    };
+    assert_eq!(cluster(vhost, "/b.T/M", &mut rng).as_deref(), Some("b"));
+    assert_eq!(cluster(vhost, "/c.U/M", &mut rng), None);
+    // A route added without reindexing is still found (the index notices the new length).
+    let extra = build(&rc(vec![vh(&["*"], vec![to_cluster(m("/"), "all")])]));
+    vhost.routes.push(extra.virtual_hosts[0].routes[0].clone());
+    assert_eq!(cluster(vhost, "/c.U/M", &mut rng).as_deref(), Some("all"));
+    // A route replaced in place is found once reindexed.
+    vhost.routes[1] = extra.virtual_hosts[0].routes[0].clone();
+    vhost.reindex();
+    assert_eq!(cluster(vhost, "/b.T/M", &mut rng).as_deref(), Some("all"));
+    assert_eq!(cluster(vhost, "/a.S/M", &mut rng).as_deref(), Some("a"));
+    assert_eq!(*vhost, {
+        let mut v = vhost.clone();
+        v.reindex();
+        v
+    });
+}
