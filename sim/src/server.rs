@@ -10,6 +10,7 @@ use prost_types::Any;
 use skiff_core::grpc::codec::{FrameDecoder, encode_frame};
 use skiff_core::ids::AdsStreamId;
 use skiff_core::pb::envoy::service::discovery::v3 as disc;
+use skiff_core::time::Instant;
 use skiff_core::xds::{Protocol, ResourceType};
 
 /// A request the server received, decoded, for assertions.
@@ -33,6 +34,41 @@ pub struct SeenRequest {
     pub nack: Option<String>,
     /// Whether the request carried the node.
     pub has_node: bool,
+}
+
+/// The control-plane side of a [`crate::World`]: whatever answers the client's ADS streams.
+/// Implemented by the scriptable [`SimServer`] and by [`crate::PlaneServer`] (skiff's own
+/// embedded control plane).
+pub trait AdsPeer {
+    /// The protocol the client's requests are decoded with.
+    fn protocol(&self) -> Protocol;
+    /// The client opens a stream. `false` if refused.
+    fn handle_open(&mut self, now: Instant, id: AdsStreamId) -> bool;
+    /// Bytes from the client. An error means they were not valid requests: skiff must only
+    /// send well-formed ones, so the world fails the run.
+    fn handle_data(&mut self, now: Instant, id: AdsStreamId, data: &[u8]) -> Result<(), String>;
+    /// The stream closed (by either side).
+    fn handle_close(&mut self, now: Instant, id: AdsStreamId);
+    /// Next thing for the link, if any.
+    fn poll_action(&mut self) -> Option<ServerAction>;
+}
+
+impl AdsPeer for SimServer {
+    fn protocol(&self) -> Protocol {
+        SimServer::protocol(self)
+    }
+    fn handle_open(&mut self, _now: Instant, id: AdsStreamId) -> bool {
+        SimServer::handle_open(self, id)
+    }
+    fn handle_data(&mut self, _now: Instant, id: AdsStreamId, data: &[u8]) -> Result<(), String> {
+        SimServer::handle_data(self, id, data)
+    }
+    fn handle_close(&mut self, _now: Instant, id: AdsStreamId) {
+        SimServer::handle_close(self, id)
+    }
+    fn poll_action(&mut self) -> Option<ServerAction> {
+        SimServer::poll_action(self)
+    }
 }
 
 /// What the server does with its output.

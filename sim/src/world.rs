@@ -19,7 +19,7 @@ use skiff_core::rng::{Rng, Seed};
 use skiff_core::time::Instant;
 use skiff_core::xds::{Protocol, XdsClient, XdsClientConfig, XdsEvent, XdsOutput};
 
-use crate::server::{ServerAction, SimServer};
+use crate::server::{AdsPeer, ServerAction, SimServer};
 
 /// Something in flight on the simulated link.
 #[derive(Clone, Debug)]
@@ -48,15 +48,16 @@ pub fn test_node() -> Node {
     }
 }
 
-/// A simulated world.
+/// A simulated world: skiff's xDS client against a control plane `S` — by default the scriptable
+/// [`SimServer`]; [`crate::PlaneServer`] puts skiff's own embedded control plane there instead.
 #[derive(Debug)]
-pub struct World {
+pub struct World<S: AdsPeer = SimServer> {
     seed: Seed,
     now: Instant,
     /// The skiff xDS client under test.
     pub client: XdsClient,
-    /// The simulated control plane.
-    pub server: SimServer,
+    /// The control plane.
+    pub server: S,
     /// Every client event, with when it happened.
     pub events: Vec<(Instant, XdsEvent)>,
     /// One-way link latency.
@@ -72,7 +73,7 @@ pub struct World {
     pub requests: VecDeque<(Instant, AdsStreamId, disc::DiscoveryRequest)>,
 }
 
-impl World {
+impl World<SimServer> {
     /// A world from `seed` (overridden by the `SKIFF_SIM_SEED` environment variable, so a
     /// failure printed with its seed can be replayed).
     pub fn new(seed: u64, protocol: Protocol) -> Self {
@@ -84,6 +85,19 @@ impl World {
         seed: u64,
         protocol: Protocol,
         f: impl FnOnce(&mut XdsClientConfig),
+    ) -> Self {
+        World::with_server(seed, protocol, f, SimServer::new(protocol))
+    }
+}
+
+impl<S: AdsPeer> World<S> {
+    /// A world whose client speaks `protocol` to `server`, with a chance to adjust the client's
+    /// configuration. The seed is overridden by `SKIFF_SIM_SEED` as in [`World::new`].
+    pub fn with_server(
+        seed: u64,
+        protocol: Protocol,
+        f: impl FnOnce(&mut XdsClientConfig),
+        server: S,
     ) -> Self {
         let seed = std::env::var("SKIFF_SIM_SEED")
             .ok()
@@ -98,7 +112,7 @@ impl World {
             seed: Seed(seed),
             now,
             client: XdsClient::new(config, rng, now),
-            server: SimServer::new(protocol),
+            server,
             events: Vec::new(),
             latency: Duration::from_millis(1),
             pending: BTreeMap::new(),
@@ -288,25 +302,25 @@ impl World {
         let now = self.now;
         match d {
             Delivery::ServerOpen(id) => {
-                if self.server.handle_open(id) {
+                if self.server.handle_open(now, id) {
                     self.schedule(Delivery::ClientOpen(id));
                 } else {
                     self.schedule(Delivery::ClientClosed(id, "connection refused".into()));
                 }
             }
             Delivery::ServerData(id, b) => {
-                if let Err(e) = self.server.handle_data(id, &b) {
+                if let Err(e) = self.server.handle_data(now, id, &b) {
                     self.fail(&e);
                 }
             }
-            Delivery::ServerClose(id) => self.server.handle_close(id),
+            Delivery::ServerClose(id) => self.server.handle_close(now, id),
             Delivery::ClientOpen(id) => self.client.handle_ads_open(now, id),
             Delivery::ClientData(id, b) => {
                 self.note_delivered(id, &b);
                 self.client.handle_ads_data(now, id, &b);
             }
             Delivery::ClientClosed(id, why) => {
-                self.server.handle_close(id);
+                self.server.handle_close(now, id);
                 self.client.handle_ads_closed(now, id, &why);
             }
         }
@@ -334,7 +348,7 @@ impl World {
     }
 }
 
-impl Drop for World {
+impl<S: AdsPeer> Drop for World<S> {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!(
