@@ -35,11 +35,24 @@ cargo bench -p skiff-benches --bench latency -- [OPTIONS]
   --calls N            timed calls per service-time measurement (default 20000)
   --rates LIST         open-loop rates in calls/s, or `none` (default 1000,2000)
   --open-secs S        open-loop measured seconds per run (default 5; after a 1 s ramp)
-  --no-pin             do not pin the client and the servers to separate CPUs
+  --pin MODE           split (default): client on CPU 0, server/proxies/control plane on CPU 1;
+                       same: everything on CPU 0 (no cross-CPU wake-ups); off: no pinning
+  --no-pin             same as --pin off
   --no-rerun           do not replace rounds whose direct p50 drifted > 25%
   --max-minutes M      stop scheduling measurements after M minutes (default 20; quick 0.85)
   --out DIR            output directory (default $CARGO_TARGET_DIR/skiff-bench or target/skiff-bench)
 ";
+
+/// CPU placement of the client and the servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pin {
+    /// Client on CPU 0; echo server, proxies and control plane on CPU 1 (performance.md §5.3).
+    Split,
+    /// Everything on CPU 0: no cross-CPU wake-ups (they are very expensive in some VMs).
+    Same,
+    /// No pinning.
+    Off,
+}
 
 /// Orchestrator options.
 #[derive(Debug, Clone)]
@@ -55,7 +68,7 @@ pub struct BenchOpts {
     pub open_warmup: u64,
     pub ramp: Duration,
     pub open_duration: Duration,
-    pub pin: bool,
+    pub pin: Pin,
     pub rerun: bool,
     pub max_minutes: f64,
     pub out_dir: PathBuf,
@@ -79,7 +92,7 @@ impl BenchOpts {
             open_warmup: if quick { 300 } else { 2_000 },
             ramp: Duration::from_millis(if quick { 250 } else { 1_000 }),
             open_duration: Duration::from_millis(if quick { 1_000 } else { 5_000 }),
-            pin: true,
+            pin: Pin::Split,
             rerun: !quick,
             max_minutes: if quick { 0.85 } else { 20.0 },
             out_dir: default_out_dir(),
@@ -170,7 +183,15 @@ fn dispatch(args: &[String]) -> Result<(), String> {
                 o.open_duration =
                     Duration::from_secs_f64(num::<f64>(value(&mut it, a)?, a)?.max(0.1))
             }
-            "--no-pin" => o.pin = false,
+            "--no-pin" => o.pin = Pin::Off,
+            "--pin" => {
+                o.pin = match value(&mut it, a)?.as_str() {
+                    "split" => Pin::Split,
+                    "same" => Pin::Same,
+                    "off" => Pin::Off,
+                    other => return Err(format!("--pin: split, same or off, not {other:?}")),
+                }
+            }
             "--no-rerun" => o.rerun = false,
             "--max-minutes" => o.max_minutes = num(value(&mut it, a)?, a)?,
             "--out" => o.out_dir = PathBuf::from(value(&mut it, a)?),

@@ -27,6 +27,8 @@ pub struct Summary {
     pub server_cpu: f64,
     pub proxies_cpu: f64,
     pub hwm_mib: f64,
+    /// Median hypervisor steal (%) while these clients ran.
+    pub steal: f64,
     pub failed: Vec<String>,
     pub achieved_min: Option<f64>,
     pub lag: Option<Pcts>,
@@ -85,6 +87,7 @@ pub fn summarize(r: &Results) -> BTreeMap<(Key, Variant), Summary> {
                             .map(|k| k as f64 / 1024.0)
                             .collect(),
                     ),
+                    steal: median(ms.iter().map(|m| m.steal_pct).collect()),
                     achieved_min: ms.iter().filter_map(|m| m.achieved_rps).reduce(f64::min),
                     lag: (!lag.is_empty()).then(|| Pcts::of(&lag)),
                     rounds,
@@ -396,13 +399,15 @@ pub fn table(r: &Results, s: &BTreeMap<(Key, Variant), Summary>, goals: &[Goal])
     );
     let _ = writeln!(
         t,
-        "machine: {} CPU(s), {}, kernel {}; load avg before {} / after {}; pinning: {}",
+        "machine: {} CPU(s), {}, kernel {}; load avg before {} / after {}; hypervisor steal {:.1}% of CPU time during the run; pinning: {}",
         m.nproc,
         m.cpu_model,
         m.kernel,
         m.loadavg,
         r.loadavg_after,
+        r.steal_pct,
         match r.pinned {
+            Some((c, s)) if c == s => format!("everything on CPU {c} (--pin same)"),
             Some((c, s)) => format!("client CPU {c}, server+proxies+control plane CPU {s}"),
             None => "off".into(),
         }
@@ -441,7 +446,7 @@ pub fn table(r: &Results, s: &BTreeMap<(Key, Variant), Summary>, goals: &[Goal])
         let _ = writeln!(t, "\n-- {} — median of kept rounds, µs --", key.title());
         let _ = writeln!(
             t,
-            "{:<3} {:>8} {:>8} {:>8} {:>8} {:>8}  {:>15} {:>9} {:>6} {:>6}  {:>8} {:>8} {:>8} {:>7}{}",
+            "{:<3} {:>8} {:>8} {:>8} {:>8} {:>8}  {:>15} {:>9} {:>6} {:>6}  {:>8} {:>8} {:>8} {:>7} {:>6}{}",
             "",
             "p50",
             "p90",
@@ -456,6 +461,7 @@ pub fn table(r: &Results, s: &BTreeMap<(Key, Variant), Summary>, goals: &[Goal])
             "srv CPU",
             "prx CPU",
             "cli RSS",
+            "steal",
             if matches!(key, Key::Open(..)) {
                 "  achieved  lag p50/p99"
             } else {
@@ -475,7 +481,7 @@ pub fn table(r: &Results, s: &BTreeMap<(Key, Variant), Summary>, goals: &[Goal])
                 continue;
             }
             let mut row = format!(
-                "{:<3} {:>8} {:>8} {:>8} {:>8} {:>8}  {:>15} {:>9} {:>6} {:>6}  {:>8} {:>8} {:>8} {:>7}",
+                "{:<3} {:>8} {:>8} {:>8} {:>8} {:>8}  {:>15} {:>9} {:>6} {:>6}  {:>8} {:>8} {:>8} {:>7} {:>6}",
                 v.label(),
                 f1(x.median.p50),
                 f1(x.median.p90),
@@ -494,6 +500,7 @@ pub fn table(r: &Results, s: &BTreeMap<(Key, Variant), Summary>, goals: &[Goal])
                     "-".into()
                 },
                 format!("{:.1}M", x.hwm_mib),
+                format!("{:.0}%", x.steal),
             );
             if matches!(key, Key::Open(..)) {
                 let _ = write!(
@@ -531,7 +538,7 @@ pub fn table(r: &Results, s: &BTreeMap<(Key, Variant), Summary>, goals: &[Goal])
     }
     let _ = writeln!(
         t,
-        "\ncolumns: CPU = µs of CPU time per request (client: whole client process during the timed calls, open loop without the pacing thread; srv = echo server; prx = nghttpx+HAProxy); RSS = client peak RSS (VmHWM, MiB)"
+        "\ncolumns: CPU = µs of CPU time per request (client: whole client process during the timed calls, open loop without the pacing thread; srv = echo server; prx = nghttpx+HAProxy); RSS = client peak RSS (VmHWM, MiB); steal = hypervisor steal, % of all CPU time while the client ran (median)"
     );
     let _ = writeln!(t, "\nprocess peak RSS (VmHWM):");
     for (name, kib) in &r.processes {
@@ -583,6 +590,7 @@ pub fn to_json(r: &Results, s: &BTreeMap<(Key, Variant), Summary>, goals: &[Goal
                 "server_cpu_us_per_request": num(x.server_cpu),
                 "proxies_cpu_us_per_request": num(x.proxies_cpu),
                 "client_peak_rss_mib": num(x.hwm_mib),
+                "steal_pct_median": num(x.steal),
                 "achieved_rps_min": x.achieved_min.map(stats::round2),
                 "dispatch_lag": x.lag.map(Pcts::to_json),
                 "rounds": x.rounds.iter().map(|(n, p)| json!({"round": n, "pcts": p.to_json()})).collect::<Vec<_>>(),
@@ -607,6 +615,7 @@ pub fn to_json(r: &Results, s: &BTreeMap<(Key, Variant), Summary>, goals: &[Goal
                 "proxies_cpu_us_per_request": num(m.proxies_cpu_us_per_req),
                 "client_peak_rss_kib": m.client_hwm_kib,
                 "achieved_rps": m.achieved_rps.map(stats::round2),
+                "steal_pct": stats::round2(m.steal_pct),
                 "max_in_flight": m.raw.get("max_in_flight"),
                 "pacer_late": m.raw.get("pacer_late"),
             })
@@ -621,10 +630,12 @@ pub fn to_json(r: &Results, s: &BTreeMap<(Key, Variant), Summary>, goals: &[Goal
             "kernel": m.kernel,
             "loadavg_before": m.loadavg,
             "loadavg_after": r.loadavg_after,
+            "steal_pct": stats::round2(r.steal_pct),
         },
         "pinning": r.pinned.map(|(c, s)| json!({"client_cpu": c, "servers_cpu": s})),
         "options": {
             "quick": r.opts.quick,
+            "pin": format!("{:?}", r.opts.pin).to_lowercase(),
             "rounds": r.opts.rounds,
             "rounds_run": r.rounds_run,
             "discarded_rounds": r.discarded_rounds,

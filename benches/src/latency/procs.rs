@@ -371,6 +371,32 @@ impl MachineInfo {
     }
 }
 
+/// Aggregate CPU time counters from `/proc/stat` (ticks): `(total, steal)`. Steal is time the
+/// hypervisor ran something else while a vCPU wanted to run.
+pub fn cpu_ticks() -> (u64, u64) {
+    let text = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = text.lines().next() else {
+        return (0, 0);
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+    let total = v.iter().take(8).sum();
+    (total, v.get(7).copied().unwrap_or(0))
+}
+
+/// Steal share (%) between two `cpu_ticks` readings.
+pub fn steal_pct(before: (u64, u64), after: (u64, u64)) -> f64 {
+    let total = after.0.saturating_sub(before.0);
+    if total == 0 {
+        return 0.0;
+    }
+    after.1.saturating_sub(before.1) as f64 * 100.0 / total as f64
+}
+
 /// `/proc/loadavg`'s first three fields.
 pub fn loadavg() -> String {
     fs::read_to_string("/proc/loadavg")

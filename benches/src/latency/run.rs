@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::procs::{self, Guard, MachineInfo, TempDir};
 use super::stats::{self, Pcts};
 use super::variant::Variant;
-use super::{BenchOpts, output, sidecar};
+use super::{BenchOpts, Pin, output, sidecar};
 
 /// What a measurement measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -31,6 +31,14 @@ impl Key {
             Key::Open(r, p) => format!(
                 "open loop {r} calls/s (constant spacing, from intended send time), payload {p} B"
             ),
+        }
+    }
+
+    /// Short form for plot panels.
+    pub fn short_title(self) -> String {
+        match self {
+            Key::Service(p) => format!("service time (1 in flight), {p} B"),
+            Key::Open(r, p) => format!("open loop {r}/s, {p} B (from intended send time)"),
         }
     }
 
@@ -58,6 +66,8 @@ pub struct Measurement {
     pub proxies_cpu_us_per_req: f64,
     pub client_hwm_kib: Option<u64>,
     pub achieved_rps: Option<f64>,
+    /// Hypervisor steal (% of all CPU time) while this client ran.
+    pub steal_pct: f64,
     pub raw: Value,
 }
 
@@ -80,6 +90,8 @@ pub struct Results {
     pub rounds_run: usize,
     pub truncated: bool,
     pub elapsed: Duration,
+    /// Hypervisor steal (% of all CPU time) over the whole run.
+    pub steal_pct: f64,
     pub processes: Vec<(String, Option<u64>)>,
     pub proxy_versions: Option<String>,
 }
@@ -149,6 +161,7 @@ impl Infra {
         let server_tree = self.server.tree();
         let server0 = procs::tree_cpu_ns(&server_tree);
         let proxies0 = self.proxies_cpu_ns();
+        let ticks0 = procs::cpu_ticks();
         let result = procs::spawn_self(&args)
             .map_err(|e| format!("spawn client: {e}"))
             .and_then(|child| {
@@ -164,7 +177,7 @@ impl Infra {
                     if Instant::now() > deadline {
                         return Err(format!("client timed out after {timeout:?} (killed)"));
                     }
-                    std::thread::sleep(Duration::from_millis(5));
+                    std::thread::sleep(Duration::from_millis(20));
                 }
                 let text = std::fs::read_to_string(&out)
                     .map_err(|e| format!("client wrote no result: {e}"))?;
@@ -172,6 +185,7 @@ impl Infra {
             });
         let server_ns = procs::tree_cpu_ns(&server_tree).saturating_sub(server0);
         let proxies_ns = self.proxies_cpu_ns().saturating_sub(proxies0);
+        let steal_pct = procs::steal_pct(ticks0, procs::cpu_ticks());
 
         let mut m = Measurement {
             round,
@@ -187,6 +201,7 @@ impl Infra {
             proxies_cpu_us_per_req: f64::NAN,
             client_hwm_kib: None,
             achieved_rps: None,
+            steal_pct,
             raw: Value::Null,
         };
         let raw = match result {
@@ -229,6 +244,12 @@ impl Infra {
                 "achieved {a:.0} of {rate} calls/s (< 99%): invalid"
             ));
         }
+        // The histograms are decoded; keep only the scalars.
+        let mut raw = raw;
+        if let Some(obj) = raw.as_object_mut() {
+            obj.remove("hist");
+            obj.remove("lag");
+        }
         m.raw = raw;
         m
     }
@@ -269,7 +290,12 @@ fn start_infra(
     unavailable: &mut BTreeMap<Variant, String>,
 ) -> Result<(Infra, Option<(usize, usize)>), String> {
     let dir = TempDir::new("latency").map_err(|e| format!("temp dir: {e}"))?;
-    let pinned = (o.pin && procs::online_cpus() >= 2).then_some((0usize, 1usize));
+    let pinned = match o.pin {
+        Pin::Split if procs::online_cpus() >= 2 => Some((0usize, 1usize)),
+        Pin::Split => Some((0, 0)),
+        Pin::Same => Some((0, 0)),
+        Pin::Off => None,
+    };
     let (client_cpu, infra_cpu) = (pinned.map(|p| p.0), pinned.map(|p| p.1));
     if let Some(cpu) = infra_cpu {
         // The orchestrator (idle while a client runs) stays off the client's CPU; children
@@ -345,6 +371,7 @@ fn start_infra(
 
 pub fn orchestrate(o: BenchOpts) -> Result<(), String> {
     let started = Instant::now();
+    let ticks0 = procs::cpu_ticks();
     let machine_before = MachineInfo::read();
     let deadline = started + Duration::from_secs_f64(o.max_minutes * 60.0);
     eprintln!(
@@ -482,6 +509,7 @@ pub fn orchestrate(o: BenchOpts) -> Result<(), String> {
         rounds_run: round,
         truncated,
         elapsed: started.elapsed(),
+        steal_pct: procs::steal_pct(ticks0, procs::cpu_ticks()),
         processes,
         proxy_versions,
     };

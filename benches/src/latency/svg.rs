@@ -64,13 +64,14 @@ pub fn render(r: &Results, s: &BTreeMap<(Key, Variant), Summary>) -> String {
     );
     let _ = writeln!(
         o,
-        r#"<text x="10" y="38">{} CPU(s) {} · load {} → {} · {} rounds · {}</text>"#,
+        r#"<text x="10" y="38">{} CPU(s) {} · load {} → {} · {} rounds · {} · pin {:?}</text>"#,
         m.nproc,
         esc(&m.cpu_model),
         esc(&m.loadavg),
         esc(&r.loadavg_after),
         r.rounds_run,
-        if r.opts.quick { "quick" } else { "full" }
+        if r.opts.quick { "quick" } else { "full" },
+        r.opts.pin
     );
     // Legend.
     let mut lx = 10.0;
@@ -127,7 +128,7 @@ fn panel(
         r##"<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#ccc"/><text x="{}" y="{}" font-weight="bold">{}</text>"##,
         x0 + 6.0,
         y0 + 15.0,
-        esc(&key.title())
+        esc(&key.short_title())
     );
     if curves.is_empty() {
         let _ = writeln!(
