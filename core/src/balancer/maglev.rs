@@ -42,6 +42,75 @@ struct Filler {
     target: u128,
 }
 
+/// An unclaimed slot while the table is filled.
+const FREE: u32 = u32::MAX;
+
+/// `filler` claims the next free slot of its permutation. `false` only if it visited `m` slots
+/// without finding one: impossible for a prime `m` with a free slot left (a full permutation
+/// visits every slot); the bound guards against a non-prime size slipping through.
+#[inline]
+fn claim(filler: &mut Filler, table: &mut [u32], m: u64) -> bool {
+    for _ in 0..m {
+        let slot = filler.next as usize;
+        // `next` and `skip` are below `m`: one conditional subtraction replaces `% m`.
+        filler.next += filler.skip;
+        if filler.next >= m {
+            filler.next -= m;
+        }
+        if let Some(cell) = table.get_mut(slot)
+            && *cell == FREE
+        {
+            *cell = filler.index.0;
+            return true;
+        }
+    }
+    false
+}
+
+/// Equal weights (the common case): every endpoint takes one turn per round, in member order —
+/// the paper's loop, with no scheduling to do.
+fn fill_equal(fillers: &mut [Filler], table: &mut [u32], m: u64) {
+    let size = table.len();
+    let mut filled = 0usize;
+    loop {
+        for filler in fillers.iter_mut() {
+            if filled == size || !claim(filler, table, m) {
+                return;
+            }
+            filled += 1;
+        }
+    }
+}
+
+/// Weighted turns. Rounds as in the paper, but instead of visiting every endpoint in every
+/// round (O(M × n) when one endpoint is far heavier than the rest) each endpoint is queued for
+/// the next round it qualifies in; popping by (round, position) visits exactly the turns the
+/// round-by-round loop would, in the same order. Every turn claims one slot, so there are
+/// `table.len()` turns.
+fn fill_weighted(fillers: &mut [Filler], table: &mut [u32], m: u64, heaviest: u64) {
+    let size = table.len();
+    let mut filled = 0usize;
+    let mut turns: BinaryHeap<Reverse<(u128, usize)>> =
+        (0..fillers.len()).map(|i| Reverse((1, i))).collect();
+    while filled < size {
+        let Some(Reverse((round, i))) = turns.pop() else {
+            break;
+        };
+        let Some(filler) = fillers.get_mut(i) else {
+            continue;
+        };
+        filler.target += u128::from(heaviest);
+        if !claim(filler, table, m) {
+            break;
+        }
+        filled += 1;
+        // At most one turn per round; then the first round `k` with `k × weight ≥ target`.
+        let weight = u128::from(filler.weight.max(1));
+        let next = (round + 1).max(filler.target.div_ceil(weight));
+        turns.push(Reverse((next, i)));
+    }
+}
+
 /// The table size to use: `requested` when it is a prime in `2..=MAX_MAGLEV_TABLE_SIZE`,
 /// otherwise the default. Validation rejects non-primes; the fallback keeps a bad value from
 /// producing permutations that miss slots.
@@ -94,47 +163,21 @@ impl Maglev {
             })
             .collect();
 
-        // `m` fits in usize: it is at most MAX_MAGLEV_TABLE_SIZE.
+        // `m` fits in usize: it is at most MAX_MAGLEV_TABLE_SIZE. Slots hold the endpoint
+        // index, `FREE` until claimed (4 bytes a slot: the table is probed at random, so its
+        // footprint in cache is what the build time is made of).
         let size = m as usize;
-        let mut table: Vec<Option<EndpointIndex>> = vec![None; size];
-        // Rounds as in the paper, but instead of visiting every endpoint in every round (O(M × n)
-        // when one endpoint is far heavier than the rest) each endpoint is queued for the next
-        // round it qualifies in; popping by (round, position) visits exactly the turns the
-        // round-by-round loop would, in the same order. Every turn claims one slot, so there
-        // are `size` turns.
-        let mut turns: BinaryHeap<Reverse<(u128, usize)>> =
-            (0..fillers.len()).map(|i| Reverse((1, i))).collect();
-        let mut filled = 0usize;
-        while filled < size {
-            let Some(Reverse((round, i))) = turns.pop() else {
-                break;
-            };
-            let Some(filler) = fillers.get_mut(i) else {
-                continue;
-            };
-            filler.target += u128::from(heaviest);
-            // A full permutation visits every slot, and one is free, so this ends within `m`
-            // probes; the bound only guards against a non-prime size slipping through.
-            let mut claimed = false;
-            for _ in 0..m {
-                let slot = filler.next as usize;
-                filler.next = (filler.next + filler.skip) % m;
-                if let Some(cell @ None) = table.get_mut(slot) {
-                    *cell = Some(filler.index);
-                    claimed = true;
-                    break;
-                }
-            }
-            if !claimed {
-                break;
-            }
-            filled += 1;
-            // At most one turn per round; then the first round `k` with `k × weight ≥ target`.
-            let weight = u128::from(filler.weight.max(1));
-            let next = (round + 1).max(filler.target.div_ceil(weight));
-            turns.push(Reverse((next, i)));
+        let mut table: Vec<u32> = vec![FREE; size];
+        if members.iter().all(|e| e.weight == heaviest) {
+            fill_equal(&mut fillers, &mut table, m);
+        } else {
+            fill_weighted(&mut fillers, &mut table, m, heaviest);
         }
-        let slots: Box<[EndpointIndex]> = table.into_iter().flatten().collect();
+        let slots: Box<[EndpointIndex]> = table
+            .into_iter()
+            .filter(|&e| e != FREE)
+            .map(EndpointIndex)
+            .collect();
         Maglev {
             members: distinct(&slots),
             slots,
@@ -179,6 +222,33 @@ mod tests {
             .iter()
             .filter(|&&e| e == EndpointIndex(index))
             .count()
+    }
+
+    #[test]
+    fn equal_weight_rounds_match_the_weighted_schedule() {
+        // The fast path for equal weights must fill exactly what the general schedule fills.
+        for (n, m) in [(1u32, 7u64), (3, 251), (10, 65_537), (1000, 65_537)] {
+            let fillers = || -> Vec<Filler> {
+                (0..n)
+                    .map(|i| {
+                        let key = format!("10.0.1.{i}:8080");
+                        Filler {
+                            index: EndpointIndex(i),
+                            weight: 3,
+                            next: xxh64(key.as_bytes(), 0) % m,
+                            skip: xxh64(key.as_bytes(), 1) % (m - 1) + 1,
+                            target: 0,
+                        }
+                    })
+                    .collect()
+            };
+            let mut fast = vec![FREE; m as usize];
+            fill_equal(&mut fillers(), &mut fast, m);
+            let mut general = vec![FREE; m as usize];
+            fill_weighted(&mut fillers(), &mut general, m, 3);
+            assert!(fast.iter().all(|&e| e != FREE), "{n} in {m}: full");
+            assert_eq!(fast, general, "{n} endpoints in {m} slots");
+        }
     }
 
     #[test]
