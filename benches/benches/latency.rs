@@ -1,6 +1,6 @@
 //! End-to-end latency and cost of skiff against a direct tonic call and a two-sidecar chain.
 //!
-//! `cargo bench -p skiff-benches --bench latency [-- --quick]`; see `benches/README-latency.md`.
+//! `cargo bench -p skiff-benches --bench latency [-- --quick]`; see `benches/LATENCY.md`.
 //! The implementation lives in `benches/src/latency/` and is compiled into this bench target
 //! only (its dependencies are dev-dependencies; the `skiff-benches` library stays lean).
 
