@@ -1,6 +1,6 @@
 //! End-to-end latency and cost: the same tonic echo server reached directly (D), through skiff
 //! (P) and through a two-sidecar chain of real proxies (S2), on loopback, interleaved rounds,
-//! CPU pinned. Method: `reference/performance.md` §5; how to run: `benches/README-latency.md`.
+//! CPU pinned. Method: `reference/performance.md` §5; how to run: `benches/LATENCY.md`.
 //!
 //! One binary plays every role: without `--role` it is the orchestrator; it re-executes itself
 //! as `--role server` (the echo server), `--role control-plane` (skiff's embedded control
