@@ -31,7 +31,7 @@ pub enum Resource {
 impl Resource {
     /// The resources this one refers to, which the xDS client must also fetch (the
     /// LDS → RDS → CDS → EDS cascade, gRFC A27; aggregate clusters, A37).
-    pub fn dependencies(&self, out: &mut Vec<(ResourceType, String)>) {
+    pub fn dependencies<'a>(&'a self, out: &mut Vec<(ResourceType, &'a str)>) {
         match self {
             Resource::Listener(l) => {
                 let hcms: Vec<&super::listener::HttpConnectionManager> = match &l.kind {
@@ -46,12 +46,12 @@ impl Resource {
                 for h in hcms {
                     match &h.routes {
                         RouteSource::Rds(name) => {
-                            out.push((ResourceType::RouteConfiguration, name.clone()))
+                            out.push((ResourceType::RouteConfiguration, name.as_str()))
                         }
                         RouteSource::Inline(rc) => out.extend(
                             rc.cluster_names()
                                 .into_iter()
-                                .map(|c| (ResourceType::Cluster, c.to_string())),
+                                .map(|c| (ResourceType::Cluster, c)),
                         ),
                     }
                 }
@@ -59,15 +59,15 @@ impl Resource {
             Resource::RouteConfiguration(rc) => out.extend(
                 rc.cluster_names()
                     .into_iter()
-                    .map(|c| (ResourceType::Cluster, c.to_string())),
+                    .map(|c| (ResourceType::Cluster, c)),
             ),
             Resource::Cluster(c) => match &c.discovery {
                 ClusterDiscovery::Eds { service_name } => out.push((
                     ResourceType::ClusterLoadAssignment,
-                    service_name.clone().unwrap_or_else(|| c.name.clone()),
+                    service_name.as_deref().unwrap_or(&c.name),
                 )),
                 ClusterDiscovery::Aggregate { clusters } => {
-                    out.extend(clusters.iter().map(|n| (ResourceType::Cluster, n.clone())))
+                    out.extend(clusters.iter().map(|n| (ResourceType::Cluster, n.as_str())))
                 }
                 ClusterDiscovery::LogicalDns { .. } => {}
             },

@@ -11,22 +11,25 @@ pub const MAX_AGGREGATE_DEPTH: usize = 16;
 
 /// Every name that must be subscribed, per type: the roots plus everything they reference,
 /// transitively, as far as the cache knows. `lookup` returns the cached value of a resource.
+///
+/// The names are borrowed from the roots and the cache: with 10k clusters this walk runs on
+/// every CDS update, and copying every name (as it once did) was a fifth of the apply time.
 pub fn wanted<'a>(
-    roots: &BTreeMap<ResourceType, BTreeSet<String>>,
+    roots: &'a BTreeMap<ResourceType, BTreeSet<String>>,
     lookup: impl Fn(ResourceType, &str) -> Option<&'a Resource>,
-) -> BTreeMap<ResourceType, BTreeSet<String>> {
-    let mut out: BTreeMap<ResourceType, BTreeSet<String>> = BTreeMap::new();
+) -> BTreeMap<ResourceType, BTreeSet<&'a str>> {
+    let mut out: BTreeMap<ResourceType, BTreeSet<&'a str>> = BTreeMap::new();
     // (type, name, aggregate depth)
-    let mut queue: Vec<(ResourceType, String, usize)> = roots
+    let mut queue: Vec<(ResourceType, &'a str, usize)> = roots
         .iter()
-        .flat_map(|(ty, names)| names.iter().map(|n| (*ty, n.clone(), 0)))
+        .flat_map(|(ty, names)| names.iter().map(|n| (*ty, n.as_str(), 0)))
         .collect();
     let mut deps = Vec::new();
     while let Some((ty, name, depth)) = queue.pop() {
-        if !out.entry(ty).or_default().insert(name.clone()) {
+        if !out.entry(ty).or_default().insert(name) {
             continue;
         }
-        let Some(res) = lookup(ty, &name) else {
+        let Some(res) = lookup(ty, name) else {
             continue;
         };
         deps.clear();

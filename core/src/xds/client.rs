@@ -557,22 +557,41 @@ impl XdsClient {
                 .and_then(|t| t.entries.get(name))
                 .and_then(|e| e.value.as_ref())
         });
+        // Owned copies only of the sets that changed (the walk itself borrows every name).
+        let updates: Vec<(ResourceType, BTreeSet<String>)> = ResourceType::ALL
+            .into_iter()
+            .filter_map(|ty| {
+                let t = self.types.get(&ty)?;
+                let want = wanted.get(&ty);
+                let same = match want {
+                    Some(w) => t
+                        .subscribed
+                        .iter()
+                        .map(String::as_str)
+                        .eq(w.iter().copied()),
+                    None => t.subscribed.is_empty(),
+                };
+                (!same).then(|| {
+                    let owned = want
+                        .map(|w| w.iter().map(|n| (*n).to_owned()).collect())
+                        .unwrap_or_default();
+                    (ty, owned)
+                })
+            })
+            .collect();
+        drop(wanted);
         let now = self.clock.now();
         let mut changed = Vec::new();
-        for ty in ResourceType::ALL {
-            let want = wanted.get(&ty).cloned().unwrap_or_default();
+        for (ty, want) in updates {
             let Some(t) = self.types.get_mut(&ty) else {
                 continue;
             };
-            if t.subscribed == want {
-                continue;
-            }
             // Unsubscribed resources leave the cache (gRPC drops them; a later watch re-requests).
             t.entries.retain(|name, _| want.contains(name));
             for name in &want {
-                t.entries
-                    .entry(name.clone())
-                    .or_insert_with(Entry::requested);
+                if !t.entries.contains_key(name) {
+                    t.entries.insert(name.clone(), Entry::requested());
+                }
             }
             t.subscribed = want;
             changed.push(ty);

@@ -34,7 +34,7 @@ fn resolve(client: &XdsClient, root: &str) -> Tree {
             (Some(v), _) => {
                 deps.clear();
                 v.dependencies(&mut deps);
-                queue.append(&mut deps);
+                queue.extend(deps.drain(..).map(|(t, n)| (t, n.to_owned())));
             }
             (None, ResourceStatus::DoesNotExist) if ty == ResourceType::Listener => {
                 return Tree::RootMissing(ListenerStatus::DoesNotExist);
@@ -93,7 +93,6 @@ fn copy_from_client(
 fn copy_from_previous(snap: &mut Snapshot, prev: &Snapshot, root: &str) {
     let mut queue = vec![(ResourceType::Listener, root.to_string())];
     let mut seen = BTreeSet::new();
-    let mut deps = Vec::new();
     while let Some((ty, name)) = queue.pop() {
         if !seen.insert((ty, name.clone())) {
             continue;
@@ -118,9 +117,11 @@ fn copy_from_previous(snap: &mut Snapshot, prev: &Snapshot, root: &str) {
                 .map(Resource::ClusterLoadAssignment),
         };
         let Some(v) = value else { continue };
-        deps.clear();
-        v.dependencies(&mut deps);
-        queue.append(&mut deps);
+        {
+            let mut deps = Vec::new();
+            v.dependencies(&mut deps);
+            queue.extend(deps.into_iter().map(|(t, n)| (t, n.to_owned())));
+        }
         match v {
             Resource::Listener(l) => {
                 snap.listeners.insert(name, l);
