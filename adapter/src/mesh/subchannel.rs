@@ -16,15 +16,14 @@ use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use skiff_core::ids::SubchannelId;
 use skiff_core::resource::cluster::ClusterConfig;
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use super::Shared;
 use super::body::AttemptBody;
 use crate::connect::BoxIo;
+use crate::runtime::{BoxHyperIo, HyperExecutor, HyperTimer, Rt, Runtime, timeout};
 
 /// The future [`TransportSecurity::secure`] returns.
 pub type SecureFuture = Pin<Box<dyn Future<Output = io::Result<BoxIo>> + Send>>;
@@ -39,7 +38,7 @@ pub type SecureFuture = Pin<Box<dyn Future<Output = io::Result<BoxIo>> + Send>>;
 /// back to plaintext). Plaintext clusters use h2c with prior knowledge.
 pub trait TransportSecurity: fmt::Debug + Send + Sync + 'static {
     /// Wraps `tcp`, a connection to `address` for `cluster`.
-    fn secure(&self, cluster: &ClusterConfig, address: SocketAddr, tcp: TcpStream) -> SecureFuture;
+    fn secure(&self, cluster: &ClusterConfig, address: SocketAddr, tcp: BoxIo) -> SecureFuture;
 }
 
 /// Connection knobs.
@@ -52,16 +51,14 @@ pub(crate) struct ConnectSettings {
 
 /// Dials `address` (TCP_NODELAY), securing it with `security` when the cluster wants TLS.
 async fn dial(
+    rt: &dyn Runtime,
     address: SocketAddr,
     cluster: &ClusterConfig,
     security: Option<&Arc<dyn TransportSecurity>>,
 ) -> io::Result<BoxIo> {
-    let tcp = TcpStream::connect(address).await?;
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(%address, "TCP_NODELAY: {e}");
-    }
+    let tcp = rt.connect_tcp(address).await?;
     if cluster.tls.is_none() {
-        return Ok(Box::new(tcp));
+        return Ok(tcp);
     }
     match security {
         Some(s) => s.secure(cluster, address, tcp).await,
@@ -78,28 +75,30 @@ async fn dial(
 
 /// An HTTP/2 client connection over `io`: the sender and the connection future to drive.
 pub(crate) async fn handshake(
+    rt: &Rt,
     io: BoxIo,
     settings: &ConnectSettings,
 ) -> Result<
     (
         hyper::client::conn::http2::SendRequest<AttemptBody>,
-        hyper::client::conn::http2::Connection<TokioIo<BoxIo>, AttemptBody, TokioExecutor>,
+        hyper::client::conn::http2::Connection<BoxHyperIo, AttemptBody, HyperExecutor>,
     ),
     hyper::Error,
 > {
-    let mut b = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
-    b.timer(TokioTimer::new());
+    let mut b = hyper::client::conn::http2::Builder::new(HyperExecutor(Arc::clone(rt)));
+    b.timer(HyperTimer(Arc::clone(rt)));
     if let Some(interval) = settings.keepalive_interval {
         b.keep_alive_interval(interval)
             .keep_alive_timeout(settings.keepalive_timeout)
             .keep_alive_while_idle(true);
     }
-    b.handshake(TokioIo::new(io)).await
+    b.handshake(rt.hyper_io(io)).await
 }
 
 /// The life of one subchannel connection (see the module docs).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
+    rt: Rt,
     shared: Weak<Shared>,
     subchannel: SubchannelId,
     epoch: u64,
@@ -110,17 +109,17 @@ pub(crate) async fn run(
     mut close: oneshot::Receiver<()>,
 ) {
     let connect = async {
-        let io = dial(address, &cluster, security.as_ref())
+        let io = dial(&*rt, address, &cluster, security.as_ref())
             .await
             .map_err(|e| format!("connecting to {address}: {e}"))?;
-        handshake(io, &settings)
+        handshake(&rt, io, &settings)
             .await
             .map_err(|e| format!("HTTP/2 handshake with {address}: {e}"))
     };
     let connected = tokio::select! {
-        r = tokio::time::timeout(settings.connect_timeout, connect) => match r {
-            Ok(r) => r,
-            Err(_) => Err(format!("connecting to {address} timed out after {:?}", settings.connect_timeout)),
+        r = timeout(&*rt, settings.connect_timeout, connect) => match r {
+            Some(r) => r,
+            None => Err(format!("connecting to {address} timed out after {:?}", settings.connect_timeout)),
         },
         _ = &mut close => return,
     };

@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::Future as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -18,6 +17,7 @@ use skiff_core::plane::{CallError, CallOutcome};
 use super::BoxError;
 use super::call::CallGuard;
 use crate::grpc::{self, code};
+use crate::runtime::BoxSleep;
 
 /// The request body as the application gave it, prepared for (possibly several) attempts.
 pub(crate) enum RequestBody {
@@ -199,7 +199,7 @@ enum Inner {
     /// A plain (non-xDS) RPC's response, with its client-side deadline.
     Direct {
         incoming: Incoming,
-        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+        deadline: Option<BoxSleep>,
     },
 }
 
@@ -228,12 +228,9 @@ impl ResponseBody {
         }
     }
 
-    pub(crate) fn direct(incoming: Incoming, deadline: Option<tokio::time::Instant>) -> Self {
+    pub(crate) fn direct(incoming: Incoming, deadline: Option<BoxSleep>) -> Self {
         ResponseBody {
-            inner: Inner::Direct {
-                incoming,
-                deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
-            },
+            inner: Inner::Direct { incoming, deadline },
         }
     }
 

@@ -1,4 +1,4 @@
-//! [`Mesh`]: skiff's proxyless service mesh on tokio.
+//! [`Mesh`]: skiff's proxyless service mesh, on any [`Runtime`](crate::runtime::Runtime).
 //!
 //! One [`Mesh`] per process holds the core's sans-IO [`skiff_core::mesh::Mesh`] (xDS client,
 //! configuration snapshot, router, balancers, resilience), one ADS stream to the control plane
@@ -20,8 +20,8 @@
 //! - **subchannel tasks**: connectivity (`Ready` with the connection's sender, `Idle` when it
 //!   ends or GOAWAY arrives, `TransientFailure` when dialing fails).
 //!
-//! The clock is tokio's (`tokio::time::pause` works in tests), mapped onto the core's timeline
-//! with the epoch taken at build time.
+//! The clock is `std::time::Instant`, mapped onto the core's timeline with the epoch taken at
+//! build time; the runtime's timer wakes the driver.
 
 mod body;
 mod bootstrap;
@@ -33,6 +33,7 @@ mod subchannel;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -48,7 +49,6 @@ use skiff_core::time::Instant;
 use skiff_core::xds::dump::DumpEntry;
 use skiff_core::xds::{Protocol, XdsClient, XdsClientConfig, XdsEvent};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 
 use body::AttemptBody;
 pub use body::ResponseBody;
@@ -57,10 +57,10 @@ pub use headers::HeaderMapSource;
 pub use subchannel::{SecureFuture, TransportSecurity};
 
 use crate::ads::{
-    AbortOnDrop, AdsMachine, AdsStatus, DriverOptions, Timeline, TransportEvent, random_seed,
-    run_stream,
+    AdsMachine, AdsStatus, DriverOptions, Timeline, TransportEvent, random_seed, run_stream,
 };
 use crate::connect::{ConnectError, Connector, XdsServerTarget};
+use crate::runtime::{Flavor, Rt, Task, spawn};
 use call::{CallCell, Conn, Next, Signal};
 use channel::ChannelInner;
 use direct::DirectPool;
@@ -106,7 +106,8 @@ impl Default for MeshOptions {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum MeshError {
-    /// `build` was called outside a tokio runtime.
+    /// `build` was called outside the runtime the adapter drives (for skiff-tokio: outside a
+    /// tokio runtime).
     NoRuntime,
     /// The control plane target is malformed or its TLS files cannot be loaded.
     ControlPlane(ConnectError),
@@ -128,9 +129,10 @@ pub enum MeshError {
 impl fmt::Display for MeshError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MeshError::NoRuntime => {
-                f.write_str("skiff_tokio::Mesh must be built inside a tokio runtime")
-            }
+            MeshError::NoRuntime => f.write_str(
+                "the mesh must be built inside the runtime its adapter drives \
+                 (skiff-tokio: inside a tokio runtime)",
+            ),
             MeshError::ControlPlane(e) => write!(f, "control plane: {e}"),
             MeshError::Bootstrap(e) => write!(f, "xDS bootstrap: {e}"),
             MeshError::NoXdsServer(t) => {
@@ -179,7 +181,7 @@ pub enum MeshEvent {
 type ConfigureFn = Box<dyn FnOnce(&mut MeshConfig) + Send>;
 
 /// Builds a [`Mesh`]. See [`Mesh::builder`].
-pub struct MeshBuilder {
+pub struct MeshBuilder<F> {
     xds_server: Option<XdsServerTarget>,
     node: Node,
     seed: Option<Seed>,
@@ -188,9 +190,10 @@ pub struct MeshBuilder {
     configure: Vec<ConfigureFn>,
     options: MeshOptions,
     security: Option<Arc<dyn TransportSecurity>>,
+    flavor: PhantomData<fn() -> F>,
 }
 
-impl fmt::Debug for MeshBuilder {
+impl<F> fmt::Debug for MeshBuilder<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MeshBuilder")
             .field("xds_server", &self.xds_server)
@@ -211,7 +214,7 @@ fn string_value(s: &str) -> prost_types::Value {
     }
 }
 
-impl MeshBuilder {
+impl<F: Flavor> MeshBuilder<F> {
     fn new() -> Self {
         let mut node = Node {
             id: format!("skiff~{}", std::process::id()),
@@ -241,6 +244,7 @@ impl MeshBuilder {
             configure: Vec::new(),
             options: MeshOptions::default(),
             security: None,
+            flavor: PhantomData,
         }
     }
 
@@ -311,10 +315,15 @@ impl MeshBuilder {
         self
     }
 
-    /// Starts the mesh: its driver task runs on the current tokio runtime. Nothing is dialed
-    /// until a channel needs it.
-    pub fn build(self) -> Result<Mesh, MeshError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| MeshError::NoRuntime)?;
+    /// Starts the mesh: its driver task runs on the current runtime of the flavor `F`. Nothing
+    /// is dialed until a channel needs it.
+    pub fn build(self) -> Result<Mesh<F>, MeshError> {
+        let runtime = F::current().ok_or(MeshError::NoRuntime)?;
+        self.build_on(runtime)
+    }
+
+    /// Starts the mesh on `runtime` (when there is no ambient one to find).
+    pub fn build_on(self, runtime: Rt) -> Result<Mesh<F>, MeshError> {
         let connector = match &self.xds_server {
             Some(t) => Some(Connector::new(t).map_err(MeshError::ControlPlane)?),
             None => None,
@@ -358,7 +367,7 @@ impl MeshBuilder {
                 epochs: 0,
             }),
             timeline,
-            runtime: runtime.clone(),
+            rt: Arc::clone(&runtime),
             wake: Arc::clone(&wake),
             events,
             generation,
@@ -374,20 +383,27 @@ impl MeshBuilder {
             security: self.security,
             driver: Mutex::new(None),
         });
-        let task = runtime.spawn(drive(Arc::downgrade(&shared), wake, transport_rx, stop_rx));
+        let task = spawn(
+            &*runtime,
+            drive(Arc::downgrade(&shared), wake, transport_rx, stop_rx),
+        );
         *shared.driver.lock().unwrap_or_else(|e| e.into_inner()) = Some((stop_tx, task));
-        Ok(Mesh { shared })
+        Ok(Mesh {
+            shared,
+            flavor: PhantomData,
+        })
     }
 }
 
-/// A proxyless service mesh client on tokio. Cheap to clone: clones share one core, one ADS
-/// stream and one connection per endpoint. Create one per process (with [`Mesh::from_env`] or
+/// A proxyless service mesh client on the runtime `F` (skiff-tokio's `Mesh` is
+/// `Mesh<skiff_tokio::Tokio>`). Cheap to clone: clones share one core, one ADS stream and one
+/// connection per endpoint. Create one per process (with [`Mesh::from_env`] or
 /// [`Mesh::builder`]) and hand clones around.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// use skiff_tokio::{Mesh, XdsServerTarget};
-/// let mesh = Mesh::builder()
+/// # fn demo<F: skiff_adapter::Flavor>() -> Result<(), Box<dyn std::error::Error>> {
+/// use skiff_adapter::{Mesh, XdsServerTarget};
+/// let mesh = Mesh::<F>::builder()
 ///     .xds_server(XdsServerTarget::insecure("127.0.0.1:15010"))
 ///     .node_id("greeter-client-1")
 ///     .build()?;
@@ -395,12 +411,21 @@ impl MeshBuilder {
 /// // let mut client = GreeterClient::new(channel);   // any tonic-generated client
 /// # let _ = channel; Ok(()) }
 /// ```
-#[derive(Clone)]
-pub struct Mesh {
+pub struct Mesh<F> {
     shared: Arc<Shared>,
+    flavor: PhantomData<fn() -> F>,
 }
 
-impl fmt::Debug for Mesh {
+impl<F> Clone for Mesh<F> {
+    fn clone(&self) -> Self {
+        Mesh {
+            shared: Arc::clone(&self.shared),
+            flavor: PhantomData,
+        }
+    }
+}
+
+impl<F> fmt::Debug for Mesh<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mesh")
             .field("generation", &*self.shared.generation.borrow())
@@ -409,9 +434,9 @@ impl fmt::Debug for Mesh {
     }
 }
 
-impl Mesh {
+impl<F: Flavor> Mesh<F> {
     /// A builder: control plane, node, seed, options.
-    pub fn builder() -> MeshBuilder {
+    pub fn builder() -> MeshBuilder<F> {
         MeshBuilder::new()
     }
 
@@ -419,22 +444,22 @@ impl Mesh {
     /// `GRPC_XDS_BOOTSTRAP` (a file path) or `GRPC_XDS_BOOTSTRAP_CONFIG` (the JSON).
     /// Reads `xds_servers[0]` (URI, `insecure`/`tls` channel creds, `ignore_resource_deletion`)
     /// and `node` (id, cluster, metadata, locality).
-    pub fn from_env() -> Result<Mesh, MeshError> {
+    pub fn from_env() -> Result<Mesh<F>, MeshError> {
         let b = bootstrap::from_env().map_err(MeshError::Bootstrap)?;
         Self::from_bootstrap(b)
     }
 
     /// Like [`Mesh::from_env`], from bootstrap JSON text.
-    pub fn from_bootstrap_json(json: &str) -> Result<Mesh, MeshError> {
+    pub fn from_bootstrap_json(json: &str) -> Result<Mesh<F>, MeshError> {
         let b = bootstrap::parse(json).map_err(MeshError::Bootstrap)?;
         Self::from_bootstrap(b)
     }
 
-    fn from_bootstrap(b: bootstrap::EnvBootstrap) -> Result<Mesh, MeshError> {
-        let mut builder = Mesh::builder().xds_server(b.server);
+    fn from_bootstrap(b: bootstrap::EnvBootstrap) -> Result<Mesh<F>, MeshError> {
+        let mut builder = Mesh::<F>::builder().xds_server(b.server);
         let mut node = b.node;
         // The bootstrap's node, plus what every skiff client says about itself.
-        let defaults = MeshBuilder::new().node;
+        let defaults = MeshBuilder::<F>::new().node;
         if node.user_agent_name.is_empty() {
             node.user_agent_name = defaults.user_agent_name;
             node.user_agent_version_type = defaults.user_agent_version_type;
@@ -455,6 +480,7 @@ impl Mesh {
             return self.xds_channel(target).map(Channel::xds);
         }
         let pool = DirectPool::new(
+            Arc::clone(&self.shared.rt),
             target,
             Arc::clone(&self.shared.connect),
             self.shared.options.resolve_interval,
@@ -586,7 +612,7 @@ impl Mesh {
             .take();
         if let Some((stop, task)) = driver {
             let _ = stop.send(());
-            let _ = task.await;
+            task.join().await;
         }
     }
 }
@@ -603,7 +629,7 @@ struct AdsSlot {
     id: AdsStreamId,
     out: Option<mpsc::UnboundedSender<Bytes>>,
     pending: Vec<Bytes>,
-    _task: AbortOnDrop<()>,
+    _task: Task,
 }
 
 struct SubSlot {
@@ -658,7 +684,7 @@ pub(crate) struct Shared {
     weak: Weak<Shared>,
     state: Mutex<State>,
     pub(crate) timeline: Timeline,
-    runtime: tokio::runtime::Handle,
+    pub(crate) rt: Rt,
     wake: Arc<Notify>,
     events: broadcast::Sender<MeshEvent>,
     generation: watch::Sender<u64>,
@@ -668,7 +694,7 @@ pub(crate) struct Shared {
     connect: Arc<ConnectSettings>,
     pub(crate) options: MeshOptions,
     security: Option<Arc<dyn TransportSecurity>>,
-    driver: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
+    driver: Mutex<Option<(oneshot::Sender<()>, Task)>>,
 }
 
 impl fmt::Debug for Shared {
@@ -808,7 +834,9 @@ impl Shared {
             },
         );
         tracing::debug!(%address, cluster = %cluster.name, "connecting subchannel");
-        self.runtime.spawn(subchannel::run(
+        // Detached: dropping the slot's `_close` stops it.
+        self.rt.spawn_detached(Box::pin(subchannel::run(
+            Arc::clone(&self.rt),
             self.weak.clone(),
             sc,
             epoch,
@@ -817,7 +845,7 @@ impl Shared {
             self.security.clone(),
             Arc::clone(&self.connect),
             close_rx,
-        ));
+        )));
     }
 
     fn publish_subchannel(&self, address: SocketAddr, state: Connectivity, reason: Option<&str>) {
@@ -896,18 +924,22 @@ impl Shared {
             return Err("the mesh was shut down".into());
         }
         tracing::debug!(stream = %id, target = ?link.connector.endpoint(), "opening ADS stream");
-        let task = self.runtime.spawn(run_stream(
-            id,
-            link.connector.clone(),
-            link.method,
-            Arc::clone(&link.options),
-            self.transport_tx.clone(),
-        ));
+        let task = spawn(
+            &*self.rt,
+            run_stream(
+                Arc::clone(&self.rt),
+                id,
+                link.connector.clone(),
+                link.method,
+                Arc::clone(&link.options),
+                self.transport_tx.clone(),
+            ),
+        );
         st.ads = Some(AdsSlot {
             id,
             out: None,
             pending: Vec::new(),
-            _task: AbortOnDrop(task),
+            _task: task,
         });
         self.ads_status.send_modify(|s| {
             s.stream = Some(id);
@@ -958,9 +990,9 @@ impl Shared {
         self.flush(&mut st, true);
     }
 
-    fn armed(&self) -> Option<tokio::time::Instant> {
+    fn armed(&self) -> Option<std::time::Instant> {
         let st = self.lock();
-        st.armed.and_then(|a| self.timeline.to_tokio(a))
+        st.armed.and_then(|a| self.timeline.to_std(a))
     }
 }
 
@@ -973,13 +1005,13 @@ async fn drive(
     mut stop: oneshot::Receiver<()>,
 ) {
     loop {
-        let deadline = match shared.upgrade() {
-            Some(s) => s.armed(),
+        let timer = match shared.upgrade() {
+            Some(s) => s.armed().map(|at| s.rt.sleep_until(at)),
             None => break,
         };
-        let timer = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
+        let timer = async move {
+            match timer {
+                Some(sleep) => sleep.await,
                 None => std::future::pending().await,
             }
         };
