@@ -502,9 +502,9 @@ impl<M: AdsMachine> Driver<M> {
                         run_stream(
                             Arc::clone(&self.rt),
                             id,
-                        self.connector.clone(),
-                        self.machine.ads_method(),
-                        self.options.clone(),
+                            self.connector.clone(),
+                            self.machine.ads_method(),
+                            self.options.clone(),
                             transport_tx.clone(),
                         ),
                     );
@@ -628,17 +628,22 @@ async fn stream_body(
     options: &DriverOptions,
     events: &mpsc::Sender<TransportEvent>,
 ) -> String {
-    let (send_request, connection) =
-        match timeout(&**rt, options.connect_timeout, open_h2(&**rt, connector, options)).await {
-            Some(Ok(parts)) => parts,
-            Some(Err(e)) => return e,
-            None => {
-                return format!(
-                    "connecting to the control plane timed out after {:?}",
-                    options.connect_timeout
-                );
-            }
-        };
+    let (send_request, connection) = match timeout(
+        &**rt,
+        options.connect_timeout,
+        open_h2(&**rt, connector, options),
+    )
+    .await
+    {
+        Some(Ok(parts)) => parts,
+        Some(Err(e)) => return e,
+        None => {
+            return format!(
+                "connecting to the control plane timed out after {:?}",
+                options.connect_timeout
+            );
+        }
+    };
     // The connection and the writer report their ends through oneshots: tasks of every
     // runtime are joined the same way.
     let (connection_tx, mut connection_done) = tokio::sync::oneshot::channel();

@@ -26,8 +26,8 @@ use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-pub use crate::runtime::{BoxIo, Io};
 use crate::runtime::Runtime;
+pub use crate::runtime::{BoxIo, Io};
 
 /// The files of `tls` channel credentials (gRFC A65's `ca_certificate_file`, `certificate_file`,
 /// `private_key_file`).
@@ -366,10 +366,7 @@ fn read_file(what: &str, path: &Path) -> Result<Vec<u8>, ConnectError> {
 }
 
 /// Every certificate of a PEM file.
-pub fn load_certs(
-    what: &str,
-    path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, ConnectError> {
+pub fn load_certs(what: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, ConnectError> {
     let pem = read_file(what, path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()

@@ -176,10 +176,7 @@ pub fn code_for_http_status(status: http::StatusCode) -> u32 {
 
 /// Sends `data` on an HTTP/2 stream, respecting flow control: reserve capacity, wait for the
 /// peer's window, send what fits, repeat. Never buffers more than the window in h2.
-pub async fn send_all(
-    stream: &mut h2::SendStream<Bytes>,
-    mut data: Bytes,
-) -> Result<(), String> {
+pub async fn send_all(stream: &mut h2::SendStream<Bytes>, mut data: Bytes) -> Result<(), String> {
     while !data.is_empty() {
         stream.reserve_capacity(data.len());
         let available = match std::future::poll_fn(|cx| stream.poll_capacity(cx)).await {
