@@ -256,6 +256,16 @@ impl<M: AdsMachine> DriverHandle<M> {
         rx.await.map_err(|_| DriverClosed)
     }
 
+    /// Runs `f` on the state machine inside the driver task, without waiting for it.
+    pub fn post(
+        &self,
+        f: impl FnOnce(&mut M, Instant) + Send + 'static,
+    ) -> Result<(), DriverClosed> {
+        self.commands
+            .send(Command::Run(Box::new(f)))
+            .map_err(|_| DriverClosed)
+    }
+
     /// Reads the state machine.
     pub async fn read<R: Send + 'static>(
         &self,

@@ -11,6 +11,8 @@
 //!   and a driver task for tools that only read xDS, with a [`DriverHandle`].
 //! - [`connect`]: control-plane targets (`host:port`, `dns:///`, `unix:///`) and `tls` channel
 //!   credentials.
+//! - [`shard`]: one xDS client feeding many data planes ([`XdsShard`]), for thread-per-core
+//!   runtimes: the snapshot is built once and shared as `Arc<Snapshot>`.
 //! - [`runtime`]: the seam: [`Runtime`] (spawn, sleep until, resolve, dial TCP/unix, TLS
 //!   handshake, hyper IO) and [`Flavor`] (how a [`Mesh`] finds the runtime it is built on).
 //!
@@ -31,6 +33,7 @@ pub mod connect;
 pub mod grpc;
 pub mod mesh;
 pub mod runtime;
+pub mod shard;
 
 pub use ads::{
     AdsAction, AdsMachine, AdsStatus, DriverClosed, DriverHandle, DriverOptions, Timeline,
@@ -43,3 +46,4 @@ pub use mesh::{
     ResponseBody, TransportSecurity, WaitForReady,
 };
 pub use runtime::{BoxIo, Flavor, Rt, Runtime};
+pub use shard::{ShardMachine, XdsShard};

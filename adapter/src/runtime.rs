@@ -78,6 +78,53 @@ pub trait Runtime: fmt::Debug + Send + Sync + 'static {
     fn hyper_io(&self, io: BoxIo) -> BoxHyperIo {
         Box::new(CopyIo::new(io))
     }
+
+    /// Opens a plaintext (h2c) subchannel connection to `addr` itself: for runtimes whose
+    /// sockets are not `Send` (glommio's), which keep the socket and the connection task on
+    /// their own thread and hand back only the (`Send`) sender. `None`, the default: the
+    /// adapter dials with [`Runtime::connect_tcp`] and drives hyper over [`Runtime::hyper_io`].
+    fn connect_http2(
+        &self,
+        addr: SocketAddr,
+        settings: &Http2Settings,
+    ) -> Option<BoxFuture<Result<Http2Conn, String>>> {
+        let _ = (addr, settings);
+        None
+    }
+}
+
+/// HTTP/2 settings of subchannel connections.
+#[derive(Clone, Copy, Debug)]
+pub struct Http2Settings {
+    /// Keepalive ping interval (`None`: no pings).
+    pub keepalive_interval: Option<Duration>,
+    /// How long a ping may go unanswered.
+    pub keepalive_timeout: Duration,
+}
+
+impl Http2Settings {
+    /// Applies these settings to a hyper client builder.
+    pub fn apply<E: Clone>(&self, b: &mut hyper::client::conn::http2::Builder<E>) {
+        if let Some(interval) = self.keepalive_interval {
+            b.keep_alive_interval(interval)
+                .keep_alive_timeout(self.keepalive_timeout)
+                .keep_alive_while_idle(true);
+        }
+    }
+}
+
+/// A subchannel connection opened by [`Runtime::connect_http2`].
+pub struct Http2Conn {
+    /// Sends requests on the connection.
+    pub send: hyper::client::conn::http2::SendRequest<crate::mesh::AttemptBody>,
+    /// Completes when the connection ends (`Err` with the reason if it failed).
+    pub closed: BoxFuture<Result<(), String>>,
+}
+
+impl fmt::Debug for Http2Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Http2Conn").finish_non_exhaustive()
+    }
 }
 
 /// A shared runtime.

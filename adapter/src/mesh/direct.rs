@@ -18,7 +18,7 @@ use hyper::client::conn::http2::SendRequest;
 
 use super::body::{AttemptBody, RequestBody, ResponseBody};
 use super::call::{GRPC_TIMEOUT, classify_send_error, status_response};
-use super::subchannel::{ConnectSettings, handshake};
+use super::subchannel::{ConnectSettings, open};
 use super::{BoxError, MeshError};
 use crate::connect::Endpoint;
 use crate::grpc::{self, code};
@@ -172,14 +172,7 @@ impl DirectPool {
 
     async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<AttemptBody>, String> {
         let connect = async {
-            let tcp = self
-                .rt
-                .connect_tcp(addr)
-                .await
-                .map_err(|e| format!("connecting to {addr}: {e}"))?;
-            let (send, conn) = handshake(&self.rt, tcp, &self.settings)
-                .await
-                .map_err(|e| format!("HTTP/2 handshake with {addr}: {e}"))?;
+            let (send, conn) = open(&self.rt, addr, None, None, &self.settings).await?;
             self.rt.spawn_detached(Box::pin(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(%addr, "connection ended: {e}");

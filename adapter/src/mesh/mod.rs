@@ -50,8 +50,7 @@ use skiff_core::xds::dump::DumpEntry;
 use skiff_core::xds::{Protocol, XdsClient, XdsClientConfig, XdsEvent};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
-use body::AttemptBody;
-pub use body::ResponseBody;
+pub use body::{AttemptBody, ResponseBody};
 pub use channel::{Channel, ResponseFuture, WaitForReady};
 pub use headers::HeaderMapSource;
 pub use subchannel::{SecureFuture, TransportSecurity};
@@ -60,7 +59,11 @@ use crate::ads::{
     AdsMachine, AdsStatus, DriverOptions, Timeline, TransportEvent, random_seed, run_stream,
 };
 use crate::connect::{ConnectError, Connector, XdsServerTarget};
+use crate::ads::spawn_driver;
 use crate::runtime::{Flavor, Rt, Task, spawn};
+use crate::shard::{ShardMachine, XdsShard};
+use skiff_core::resource::snapshot::Snapshot;
+use skiff_core::rng::Rng;
 use call::{CallCell, Conn, Next, Signal};
 use channel::ChannelInner;
 use direct::DirectPool;
@@ -324,24 +327,65 @@ impl<F: Flavor> MeshBuilder<F> {
 
     /// Starts the mesh on `runtime` (when there is no ambient one to find).
     pub fn build_on(self, runtime: Rt) -> Result<Mesh<F>, MeshError> {
+        self.start(runtime, None)
+    }
+
+    /// Starts only the xDS half on `runtime`: one xDS client (this builder's control plane,
+    /// node, protocol, xDS backoff and ADS options) that publishes snapshots for data planes
+    /// built with [`MeshBuilder::build_fed`]. Thread-per-core runtimes run one per process.
+    pub fn build_shard(mut self, runtime: Rt) -> Result<XdsShard, MeshError> {
+        let Some(target) = self.xds_server.clone() else {
+            return Err(MeshError::NoXdsServer("an xDS shard".into()));
+        };
+        let seed = self.seed.unwrap_or_else(random_seed);
+        let ads = self.options.ads.clone();
+        let config = self.core_config();
+        let (publish, snapshots) = watch::channel(Arc::new(Snapshot::default()));
+        let handle = spawn_driver(runtime, &target, ads, |now| {
+            ShardMachine::new(config.xds, Rng::new(seed).fork("xds"), now, publish)
+        })
+        .map_err(MeshError::ControlPlane)?;
+        Ok(XdsShard::new(handle, snapshots))
+    }
+
+    /// Starts a data plane on `runtime` fed by `shard`: its own core (balancers, subchannels,
+    /// calls) with the configuration the shard publishes; no ADS stream of its own. Its
+    /// channels register their listeners with the shard.
+    pub fn build_fed(mut self, runtime: Rt, shard: &XdsShard) -> Result<Mesh<F>, MeshError> {
+        self.xds_server = None;
+        self.start(runtime, Some(shard.clone()))
+    }
+
+    fn core_config(&mut self) -> MeshConfig {
+        let mut xds = XdsClientConfig::new(self.node.clone());
+        xds.protocol = self.protocol;
+        xds.ignore_resource_deletion = self.ignore_resource_deletion;
+        let mut config = MeshConfig::new(xds);
+        for f in self.configure.drain(..) {
+            f(&mut config);
+        }
+        config
+    }
+
+    fn start(mut self, runtime: Rt, feed: Option<XdsShard>) -> Result<Mesh<F>, MeshError> {
         let connector = match &self.xds_server {
             Some(t) => Some(Connector::new(t).map_err(MeshError::ControlPlane)?),
             None => None,
         };
-        let mut xds = XdsClientConfig::new(self.node);
-        xds.protocol = self.protocol;
-        xds.ignore_resource_deletion = self.ignore_resource_deletion;
-        let mut config = MeshConfig::new(xds);
-        for f in self.configure {
-            f(&mut config);
-        }
+        let config = self.core_config();
         let method = config.xds.protocol.method();
         let timeline = Timeline::start();
-        let core = CoreMesh::new(
-            config,
-            self.seed.unwrap_or_else(random_seed),
-            timeline.now(),
-        );
+        let seed = self.seed.unwrap_or_else(random_seed);
+        let core = match &feed {
+            None => CoreMesh::new(config, seed, timeline.now()),
+            Some(shard) => {
+                let mut core = CoreMesh::data_plane(config, seed, timeline.now());
+                let snapshot = Arc::clone(&shard.snapshots().borrow());
+                core.handle_snapshot(timeline.now(), snapshot);
+                core
+            }
+        };
+        let snapshots = feed.as_ref().map(XdsShard::snapshots);
         let (transport_tx, transport_rx) = mpsc::channel(64);
         let (events, _) = broadcast::channel(self.options.ads.event_capacity.max(1));
         let (generation, _) = watch::channel(0);
@@ -382,10 +426,17 @@ impl<F: Flavor> MeshBuilder<F> {
             options: self.options,
             security: self.security,
             driver: Mutex::new(None),
+            feed,
         });
         let task = spawn(
             &*runtime,
-            drive(Arc::downgrade(&shared), wake, transport_rx, stop_rx),
+            drive(
+                Arc::downgrade(&shared),
+                wake,
+                transport_rx,
+                stop_rx,
+                snapshots,
+            ),
         );
         *shared.driver.lock().unwrap_or_else(|e| e.into_inner()) = Some((stop_tx, task));
         Ok(Mesh {
@@ -489,7 +540,7 @@ impl<F: Flavor> Mesh<F> {
     }
 
     fn xds_channel(&self, target: &str) -> Result<Arc<ChannelInner>, MeshError> {
-        if self.shared.xds.is_none() {
+        if self.shared.xds.is_none() && self.shared.feed.is_none() {
             return Err(MeshError::NoXdsServer(target.to_string()));
         }
         let mut st = self.shared.lock();
@@ -530,6 +581,11 @@ impl<F: Flavor> Mesh<F> {
         });
         st.channels
             .insert(target.to_string(), Arc::downgrade(&inner));
+        if let Some(shard) = &self.shared.feed
+            && shard.register(target).is_err()
+        {
+            tracing::warn!(%target, "the xDS shard has stopped; the channel gets no configuration");
+        }
         self.shared.flush(&mut st, false);
         Ok(inner)
     }
@@ -695,6 +751,8 @@ pub(crate) struct Shared {
     pub(crate) options: MeshOptions,
     security: Option<Arc<dyn TransportSecurity>>,
     driver: Mutex<Option<(oneshot::Sender<()>, Task)>>,
+    /// The shard feeding a data plane ([`MeshBuilder::build_fed`]).
+    feed: Option<XdsShard>,
 }
 
 impl fmt::Debug for Shared {
@@ -983,6 +1041,13 @@ impl Shared {
         self.flush(&mut st, true);
     }
 
+    fn on_snapshot(&self, snapshot: Arc<Snapshot>) {
+        let mut st = self.lock();
+        let now = self.timeline.now();
+        st.core.handle_snapshot(now, snapshot);
+        self.flush(&mut st, true);
+    }
+
     fn on_timer(&self) {
         let mut st = self.lock();
         let now = self.timeline.now();
@@ -1003,6 +1068,7 @@ async fn drive(
     wake: Arc<Notify>,
     mut transport: mpsc::Receiver<TransportEvent>,
     mut stop: oneshot::Receiver<()>,
+    mut snapshots: Option<watch::Receiver<Arc<Snapshot>>>,
 ) {
     loop {
         let timer = match shared.upgrade() {
@@ -1015,9 +1081,26 @@ async fn drive(
                 None => std::future::pending().await,
             }
         };
+        let snapshot = async {
+            match &mut snapshots {
+                Some(rx) => match rx.changed().await {
+                    Ok(()) => Some(Arc::clone(&rx.borrow_and_update())),
+                    Err(_) => None,
+                },
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             _ = &mut stop => break,
+            s = snapshot => match (s, shared.upgrade()) {
+                (Some(snap), Some(s)) => s.on_snapshot(snap),
+                (None, _) => {
+                    tracing::debug!("the xDS shard stopped; keeping the last snapshot");
+                    snapshots = None;
+                }
+                (_, None) => break,
+            },
             event = transport.recv() => match (event, shared.upgrade()) {
                 (Some(e), Some(s)) => s.on_transport(e),
                 _ => break,

@@ -23,7 +23,9 @@ use tokio::sync::oneshot;
 use super::Shared;
 use super::body::AttemptBody;
 use crate::connect::BoxIo;
-use crate::runtime::{BoxHyperIo, HyperExecutor, HyperTimer, Rt, Runtime, timeout};
+use crate::runtime::{
+    BoxFuture, BoxHyperIo, Http2Settings, HyperExecutor, HyperTimer, Rt, Runtime, timeout,
+};
 
 /// The future [`TransportSecurity::secure`] returns.
 pub type SecureFuture = Pin<Box<dyn Future<Output = io::Result<BoxIo>> + Send>>;
@@ -73,6 +75,50 @@ async fn dial(
     }
 }
 
+impl ConnectSettings {
+    pub(crate) fn http2(&self) -> Http2Settings {
+        Http2Settings {
+            keepalive_interval: self.keepalive_interval,
+            keepalive_timeout: self.keepalive_timeout,
+        }
+    }
+}
+
+/// A subchannel connection: the sender, and a future that ends with the connection.
+type Opened = (
+    hyper::client::conn::http2::SendRequest<AttemptBody>,
+    BoxFuture<Result<(), String>>,
+);
+
+/// Dials, secures and handshakes a connection to `address` (or lets the runtime do it, see
+/// [`Runtime::connect_http2`]). The returned future must be polled for the connection to run.
+pub(crate) async fn open(
+    rt: &Rt,
+    address: SocketAddr,
+    cluster: Option<&ClusterConfig>,
+    security: Option<&Arc<dyn TransportSecurity>>,
+    settings: &ConnectSettings,
+) -> Result<Opened, String> {
+    if cluster.is_none_or(|c| c.tls.is_none())
+        && let Some(connect) = rt.connect_http2(address, &settings.http2())
+    {
+        let c = connect.await?;
+        return Ok((c.send, c.closed));
+    }
+    let io = match cluster {
+        Some(cluster) => dial(&**rt, address, cluster, security).await,
+        None => rt.connect_tcp(address).await,
+    }
+    .map_err(|e| format!("connecting to {address}: {e}"))?;
+    let (send, conn) = handshake(rt, io, settings)
+        .await
+        .map_err(|e| format!("HTTP/2 handshake with {address}: {e}"))?;
+    Ok((
+        send,
+        Box::pin(async move { conn.await.map_err(|e| e.to_string()) }),
+    ))
+}
+
 /// An HTTP/2 client connection over `io`: the sender and the connection future to drive.
 pub(crate) async fn handshake(
     rt: &Rt,
@@ -87,11 +133,7 @@ pub(crate) async fn handshake(
 > {
     let mut b = hyper::client::conn::http2::Builder::new(HyperExecutor(Arc::clone(rt)));
     b.timer(HyperTimer(Arc::clone(rt)));
-    if let Some(interval) = settings.keepalive_interval {
-        b.keep_alive_interval(interval)
-            .keep_alive_timeout(settings.keepalive_timeout)
-            .keep_alive_while_idle(true);
-    }
+    settings.http2().apply(&mut b);
     b.handshake(rt.hyper_io(io)).await
 }
 
@@ -108,14 +150,7 @@ pub(crate) async fn run(
     settings: Arc<ConnectSettings>,
     mut close: oneshot::Receiver<()>,
 ) {
-    let connect = async {
-        let io = dial(&*rt, address, &cluster, security.as_ref())
-            .await
-            .map_err(|e| format!("connecting to {address}: {e}"))?;
-        handshake(&rt, io, &settings)
-            .await
-            .map_err(|e| format!("HTTP/2 handshake with {address}: {e}"))
-    };
+    let connect = open(&rt, address, Some(&cluster), security.as_ref(), &settings);
     let connected = tokio::select! {
         r = timeout(&*rt, settings.connect_timeout, connect) => match r {
             Some(r) => r,
