@@ -5,7 +5,7 @@
 //!
 //! - [`mesh`]: the proxyless service mesh: [`Mesh`] (the core behind one short-held lock, one
 //!   ADS stream, one HTTP/2 connection per endpoint) and its tonic-compatible [`Channel`]s,
-//!   with the call path (retries, deadlines, hedging-free gRPC semantics), bodies, headers and
+//!   with the call path (retries, deadlines, cancellation, gRPC status mapping), bodies, headers and
 //!   plain `dns:`/`host:port` targets.
 //! - [`ads`]: the ADS transport (one HTTP/2 connection, one bidirectional gRPC stream over h2)
 //!   and a driver task for tools that only read xDS, with a [`DriverHandle`].
