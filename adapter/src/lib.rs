@@ -5,8 +5,8 @@
 //!
 //! - [`mesh`]: the proxyless service mesh: [`Mesh`] (the core behind one short-held lock, one
 //!   ADS stream, one HTTP/2 connection per endpoint) and its tonic-compatible [`Channel`]s,
-//!   with the call path (retries, deadlines, cancellation, gRPC status mapping), bodies, headers and
-//!   plain `dns:`/`host:port` targets.
+//!   with the call path (retries, deadlines, cancellation, gRPC status mapping), bodies,
+//!   headers and plain `dns:`/`host:port` targets.
 //! - [`ads`]: the ADS transport (one HTTP/2 connection, one bidirectional gRPC stream over h2)
 //!   and a driver task for tools that only read xDS, with a [`DriverHandle`].
 //! - [`connect`]: control-plane targets (`host:port`, `dns:///`, `unix:///`) and `tls` channel
@@ -17,7 +17,8 @@
 //!   handshake, hyper IO) and [`Flavor`] (how a [`Mesh`] finds the runtime it is built on).
 //!
 //! A runtime crate (skiff-tokio, skiff-smol) implements [`Runtime`] in a few dozen lines and
-//! re-exports this crate's API with its flavor filled in (`type Mesh = skiff_adapter::Mesh<Tokio>`).
+//! re-exports this crate's API with its flavor filled in
+//! (`type Mesh = skiff_adapter::Mesh<Tokio>`).
 //!
 //! ## The run loop
 //!

@@ -3,10 +3,10 @@
 //! An [`XdsShard`] runs a [`ShardMachine`] (an [`XdsClient`] plus the set of listener names the
 //! data planes use) on one driver task, with the one ADS stream of the process. Whenever the
 //! xDS cache or the set of names changes it builds the A74 snapshot once and publishes the
-//! `Arc<Snapshot>` on a watch channel. Each data plane ([`MeshBuilder::build_fed`](crate::MeshBuilder::build_fed))
-//! is a core `Mesh::data_plane` with its own balancers, subchannels and calls: it installs
-//! every published snapshot and registers the names its channels open. Nothing on a data
-//! plane's RPC path touches the shard.
+//! `Arc<Snapshot>` on a watch channel. Each data plane
+//! ([`MeshBuilder::build_fed`](crate::MeshBuilder::build_fed)) is a core `Mesh::data_plane`
+//! with its own balancers, subchannels and calls: it installs every published snapshot and
+//! registers the names its channels open. Nothing on a data plane's RPC path touches the shard.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -24,8 +24,9 @@
 //!
 //! ## How it runs
 //!
-//! Everything but the runtime is skiff-adapter's: this crate is its [`Runtime`](skiff_adapter::Runtime)
-//! for smol ([`Smol`]) and the adapter's API with smol filled in (`Mesh = skiff_adapter::Mesh<Smol>`).
+//! Everything but the runtime is skiff-adapter's: this crate is its
+//! [`Runtime`](skiff_adapter::Runtime) for smol ([`Smol`]) and the adapter's API with smol
+//! filled in (`Mesh = skiff_adapter::Mesh<Smol>`).
 //! A mesh's driver task, its ADS stream and every subchannel's HTTP/2 connection (and hyper's
 //! per-stream tasks) are spawned on smol's global executor (`SMOL_THREADS` threads, one by
 //! default). The driver loop waits for (ADS stream event | async-io timer | wake-up), applies

@@ -55,18 +55,18 @@ pub use channel::{Channel, ResponseFuture, WaitForReady};
 pub use headers::HeaderMapSource;
 pub use subchannel::{SecureFuture, TransportSecurity};
 
+use crate::ads::spawn_driver;
 use crate::ads::{
     AdsMachine, AdsStatus, DriverOptions, Timeline, TransportEvent, random_seed, run_stream,
 };
 use crate::connect::{ConnectError, Connector, XdsServerTarget};
-use crate::ads::spawn_driver;
 use crate::runtime::{Flavor, Rt, Task, spawn};
 use crate::shard::{ShardMachine, XdsShard};
-use skiff_core::resource::snapshot::Snapshot;
-use skiff_core::rng::Rng;
 use call::{CallCell, Conn, Next, Signal};
 use channel::ChannelInner;
 use direct::DirectPool;
+use skiff_core::resource::snapshot::Snapshot;
+use skiff_core::rng::Rng;
 use subchannel::ConnectSettings;
 
 /// Errors of the [`Channel`] service and its bodies.
