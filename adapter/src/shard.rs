@@ -61,7 +61,9 @@ impl ShardMachine {
         &self.snapshot
     }
 
-    /// Adds a listener name (`name` of `xds:///name`) to the snapshot: watched from now on.
+    /// Adds a listener name (`name` of `xds:///name`) to the snapshot: watched from now on,
+    /// for as long as the shard runs (data planes come and go; names are not reference-counted
+    /// across them).
     pub fn add_root(&mut self, now: Instant, name: &str) {
         if self.roots.insert(name.to_string()) {
             self.xds.watch(now, ResourceType::Listener, name);

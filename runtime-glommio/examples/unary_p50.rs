@@ -138,7 +138,8 @@ mod linux {
             println!("glommio  skipped: {e}");
             return;
         }
-        let h = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(0))
+        // Unpinned, like the other two clients (and the fixture's threads share the CPUs).
+        let h = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .name("p50")
             .spawn(move || async move {
                 let builder = || {

@@ -350,7 +350,8 @@ impl<F: Flavor> MeshBuilder<F> {
 
     /// Starts a data plane on `runtime` fed by `shard`: its own core (balancers, subchannels,
     /// calls) with the configuration the shard publishes; no ADS stream of its own. Its
-    /// channels register their listeners with the shard.
+    /// channels register their listeners with the shard. The xDS view (config dump, ADS status,
+    /// xDS events) is the shard's: read it through [`XdsShard::driver`].
     pub fn build_fed(mut self, runtime: Rt, shard: &XdsShard) -> Result<Mesh<F>, MeshError> {
         self.xds_server = None;
         self.start(runtime, Some(shard.clone()))
