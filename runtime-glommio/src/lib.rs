@@ -50,6 +50,16 @@
 //! memory limit of at least 512 KiB per process (`ulimit -l 512`; many container runtimes
 //! default to 64). [`check_environment`] reports both clearly; [`run_per_core`] calls it first.
 //! glommio 0.9.0 is unmaintained upstream; it is pinned and used only by this crate.
+//!
+//! ## glommio 0.9 notes
+//!
+//! - It has no non-panicking "is this thread running an executor?" check (`executor().id()`
+//!   panics outside one), so [`Glommio`] assumes it is on one: build meshes and shards inside
+//!   an executor ([`run_per_core`] does).
+//! - Its sockets and timers are `!Send`. Subchannel connections therefore live in local tasks
+//!   and hand back only hyper's `Send` request sender; the adapter's timers are async-io's.
+//! - It depends on `lockfree`, which has a RustSec unsoundness advisory, and on futures-lite 1
+//!   (a second copy next to smol's futures-lite 2; both share the futures-io traits).
 #![cfg(target_os = "linux")]
 
 pub mod runtime;
