@@ -270,6 +270,8 @@ pub struct Mesh {
     clusters: BTreeMap<String, ClusterRuntime>,
     subchannels: Subchannels,
     outputs: VecDeque<Output>,
+    /// A data plane fed by another instance's xDS client ([`Mesh::data_plane`]).
+    external: bool,
 }
 
 impl Mesh {
@@ -291,7 +293,30 @@ impl Mesh {
             call_ids: IdAllocator::default(),
             clusters: BTreeMap::new(),
             outputs: VecDeque::new(),
+            external: false,
         }
+    }
+
+    /// A data plane whose configuration comes from elsewhere: its own xDS client stays idle
+    /// (no ADS stream, no watches) and [`Mesh::handle_snapshot`] installs the snapshots another
+    /// mesh's (or a bare [`XdsClient`]'s) [`build_snapshot`] made. Thread-per-core adapters run
+    /// one xDS client and one of these per core, so balancer state, subchannels and calls stay
+    /// on their core while the configuration is shared (`Arc<Snapshot>`).
+    pub fn data_plane(config: MeshConfig, seed: Seed, now: Instant) -> Self {
+        let mut m = Mesh::new(config, seed, now);
+        m.external = true;
+        m
+    }
+
+    /// Installs a snapshot built by the xDS client that feeds this data plane
+    /// ([`Mesh::data_plane`]); ignored by a mesh with its own xDS client. A snapshot with the
+    /// same content as the current one changes nothing but retries queued calls.
+    pub fn handle_snapshot(&mut self, now: Instant, snapshot: Arc<Snapshot>) {
+        if !self.external {
+            return;
+        }
+        let now = self.clock.observe(now);
+        self.install_snapshot(now, snapshot);
     }
 
     // ---- (A) getters ---------------------------------------------------------------------
@@ -518,6 +543,15 @@ impl Mesh {
                 active_faults: 0,
             },
         );
+        if self.external {
+            // The feeding xDS client watches it; its view arrives with the next snapshot.
+            let snap = Arc::clone(&self.snapshot);
+            if let Some(ch) = self.channels.get_mut(&id) {
+                ch.view = channel_view(&snap, name);
+                ch.view_generation = snap.generation;
+            }
+            return Ok(id);
+        }
         self.xds.watch(now, ResourceType::Listener, name);
         self.after_xds(now);
         Ok(id)
@@ -565,7 +599,7 @@ impl Mesh {
         }
         self.channels.remove(&ch);
         self.channel_ids.free(ch.index(), ch.generation());
-        if !self.channels.values().any(|c| c.target == target) {
+        if !self.external && !self.channels.values().any(|c| c.target == target) {
             self.xds.unwatch(now, ResourceType::Listener, &target);
         }
         self.after_xds(now);
@@ -767,7 +801,9 @@ impl Mesh {
                 XdsOutput::Event(e) => Output::Xds(e),
             });
         }
-        if self.xds.generation() == self.xds_generation && !self.targets_changed() {
+        if self.external
+            || (self.xds.generation() == self.xds_generation && !self.targets_changed())
+        {
             return;
         }
         self.xds_generation = self.xds.generation();
@@ -783,6 +819,10 @@ impl Mesh {
     fn apply_snapshot(&mut self, now: Instant) {
         let roots: BTreeSet<&str> = self.channels.values().map(|c| c.target.as_str()).collect();
         let snap = build_snapshot(&self.xds, roots.iter().copied(), Some(&self.snapshot));
+        self.install_snapshot(now, snap);
+    }
+
+    fn install_snapshot(&mut self, now: Instant, snap: Arc<Snapshot>) {
         let changed = !same_content(&snap, &self.snapshot);
         self.snapshot = snap;
         if !changed {
@@ -1187,7 +1227,7 @@ impl Mesh {
 }
 
 /// `xds:///name` or `xds://authority/name` → `name`.
-fn parse_xds_target(target: &str) -> Result<&str, TargetError> {
+pub fn parse_xds_target(target: &str) -> Result<&str, TargetError> {
     let rest = target
         .strip_prefix("xds:")
         .ok_or_else(|| TargetError::NotXds(target.to_string()))?;
@@ -1252,6 +1292,50 @@ mod tests {
         assert!(c.xds.ignore_resource_deletion);
         assert_eq!(c.xds.node.id, "sidecar~10.0.0.1~a.ns~ns.svc.cluster.local");
         assert!(c.xds.node.metadata.is_some());
+    }
+
+    #[test]
+    fn a_data_plane_opens_no_ads_stream_and_takes_snapshots_from_outside() {
+        let node = crate::pb::envoy::config::core::v3::Node::default();
+        let t0 = Instant::from_nanos(0);
+        let mut plane = Mesh::data_plane(
+            MeshConfig::new(XdsClientConfig::new(node.clone())),
+            Seed(1),
+            t0,
+        );
+        let ch = plane.open_channel(t0, "xds:///echo:7000").unwrap();
+        let mut outputs = Vec::new();
+        while let Some(o) = plane.poll_output() {
+            outputs.push(o);
+        }
+        assert!(
+            !outputs.iter().any(|o| matches!(o, Output::AdsOpen(_))),
+            "{outputs:?}"
+        );
+        assert_eq!(plane.poll_timeout(), None);
+        let fed = Arc::new(Snapshot {
+            generation: 7,
+            ..Snapshot::default()
+        });
+        plane.handle_snapshot(t0, Arc::clone(&fed));
+        assert!(Arc::ptr_eq(plane.snapshot(), &fed));
+        plane.close_channel(t0, ch);
+        assert!(
+            plane
+                .poll_output()
+                .is_none_or(|o| !matches!(o, Output::AdsOpen(_)))
+        );
+
+        // A mesh with its own xDS client ignores fed snapshots and opens its stream.
+        let mut own = Mesh::new(MeshConfig::new(XdsClientConfig::new(node)), Seed(1), t0);
+        own.open_channel(t0, "xds:///echo:7000").unwrap();
+        own.handle_snapshot(t0, Arc::clone(&fed));
+        assert!(!Arc::ptr_eq(own.snapshot(), &fed));
+        let mut opened = false;
+        while let Some(o) = own.poll_output() {
+            opened |= matches!(o, Output::AdsOpen(_));
+        }
+        assert!(opened);
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! # skiff-tokio: skiff on tokio
 //!
 //! The runtime adapter drives skiff-core's sans-IO state machines with tokio: it owns the
-//! sockets, TLS, HTTP/2 connections, timers and the clock, and moves bytes only.
+//! sockets, TLS, HTTP/2 connections, timers and the clock, and moves bytes only. The
+//! runtime-independent half (mesh, call path, ADS transport) is skiff-adapter's; this crate is
+//! its tokio [`Runtime`](skiff_adapter::Runtime) ([`Tokio`]: spawn, timers, DNS, TCP/unix,
+//! tokio-rustls, hyper-util's in-place IO), the embedded control-plane server, and the same API
+//! with tokio filled in (`Mesh = skiff_adapter::Mesh<Tokio>`).
 //!
 //! - [`mesh`]: the proxyless service mesh: [`Mesh`] (one per process: the core, one ADS stream,
 //!   one HTTP/2 connection per endpoint) and its tonic-compatible [`Channel`]s
@@ -35,8 +39,10 @@
 pub mod ads;
 pub mod connect;
 pub mod control_plane;
-mod grpc;
 pub mod mesh;
+pub mod runtime;
+
+pub(crate) use skiff_adapter::grpc;
 
 pub use ads::{
     AdsAction, AdsMachine, AdsStatus, DriverClosed, DriverHandle, DriverOptions, Timeline,
@@ -47,8 +53,9 @@ pub use control_plane::{
     ConfigEvent, ConfigSource, ControlPlaneHandle, ControlPlaneOptions, ControlPlaneServer,
     ListenAddr, RunningControlPlane, ServeError, ServerTls,
 };
-pub use grpc::code_name;
 pub use mesh::{
     BoxError, Channel, HeaderMapSource, Mesh, MeshBuilder, MeshError, MeshEvent, MeshOptions,
     ResponseBody, TransportSecurity, WaitForReady,
 };
+pub use runtime::Tokio;
+pub use skiff_adapter::code_name;

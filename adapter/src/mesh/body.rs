@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::Future as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -18,6 +17,7 @@ use skiff_core::plane::{CallError, CallOutcome};
 use super::BoxError;
 use super::call::CallGuard;
 use crate::grpc::{self, code};
+use crate::runtime::BoxSleep;
 
 /// The request body as the application gave it, prepared for (possibly several) attempts.
 pub(crate) enum RequestBody {
@@ -85,10 +85,10 @@ impl RequestBody {
     }
 
     fn streaming(prefix: Vec<Bytes>, rest: UnsyncBoxBody<Bytes, BoxError>) -> RequestBody {
-        RequestBody::Streaming(Some(AttemptBody::Stream {
+        RequestBody::Streaming(Some(AttemptBody(Attempt::Stream {
             prefix: prefix.into(),
             rest,
-        }))
+        })))
     }
 
     /// Whether attempts after the first can resend the body.
@@ -99,17 +99,20 @@ impl RequestBody {
     /// The body of the next attempt; `None` once a streaming body has been sent.
     pub(crate) fn for_attempt(&mut self) -> Option<AttemptBody> {
         match self {
-            RequestBody::Buffered { data, trailers } => Some(AttemptBody::Full {
+            RequestBody::Buffered { data, trailers } => Some(AttemptBody(Attempt::Full {
                 data: data.clone(),
                 trailers: trailers.clone(),
-            }),
+            })),
             RequestBody::Streaming(b) => b.take(),
         }
     }
 }
 
-/// The request body of one attempt, as sent on a subchannel's HTTP/2 connection.
-pub(crate) enum AttemptBody {
+/// The request body of one attempt, as sent on a subchannel's HTTP/2 connection (opaque;
+/// public so a [`Runtime`](crate::Runtime) can open subchannel connections itself).
+pub struct AttemptBody(Attempt);
+
+pub(crate) enum Attempt {
     /// A buffered body.
     Full {
         /// The message bytes.
@@ -128,12 +131,12 @@ pub(crate) enum AttemptBody {
 
 impl fmt::Debug for AttemptBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AttemptBody::Full { data, .. } => f
+        match &self.0 {
+            Attempt::Full { data, .. } => f
                 .debug_struct("AttemptBody::Full")
                 .field("len", &data.as_ref().map_or(0, Bytes::len))
                 .finish(),
-            AttemptBody::Stream { .. } => f.write_str("AttemptBody::Stream"),
+            Attempt::Stream { .. } => f.write_str("AttemptBody::Stream"),
         }
     }
 }
@@ -146,14 +149,14 @@ impl Body for AttemptBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            AttemptBody::Full { data, trailers } => {
+        match &mut self.get_mut().0 {
+            Attempt::Full { data, trailers } => {
                 if let Some(d) = data.take() {
                     return Poll::Ready(Some(Ok(Frame::data(d))));
                 }
                 Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
             }
-            AttemptBody::Stream { prefix, rest } => {
+            Attempt::Stream { prefix, rest } => {
                 if let Some(d) = prefix.pop_front() {
                     return Poll::Ready(Some(Ok(Frame::data(d))));
                 }
@@ -163,9 +166,9 @@ impl Body for AttemptBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            AttemptBody::Full { data, trailers } => data.is_none() && trailers.is_none(),
-            AttemptBody::Stream { prefix, rest } => prefix.is_empty() && rest.is_end_stream(),
+        match &self.0 {
+            Attempt::Full { data, trailers } => data.is_none() && trailers.is_none(),
+            Attempt::Stream { prefix, rest } => prefix.is_empty() && rest.is_end_stream(),
         }
     }
 
@@ -199,7 +202,7 @@ enum Inner {
     /// A plain (non-xDS) RPC's response, with its client-side deadline.
     Direct {
         incoming: Incoming,
-        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+        deadline: Option<BoxSleep>,
     },
 }
 
@@ -228,12 +231,9 @@ impl ResponseBody {
         }
     }
 
-    pub(crate) fn direct(incoming: Incoming, deadline: Option<tokio::time::Instant>) -> Self {
+    pub(crate) fn direct(incoming: Incoming, deadline: Option<BoxSleep>) -> Self {
         ResponseBody {
-            inner: Inner::Direct {
-                incoming,
-                deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
-            },
+            inner: Inner::Direct { incoming, deadline },
         }
     }
 

@@ -1,4 +1,4 @@
-//! [`Mesh`]: skiff's proxyless service mesh on tokio.
+//! [`Mesh`]: skiff's proxyless service mesh, on any [`Runtime`](crate::runtime::Runtime).
 //!
 //! One [`Mesh`] per process holds the core's sans-IO [`skiff_core::mesh::Mesh`] (xDS client,
 //! configuration snapshot, router, balancers, resilience), one ADS stream to the control plane
@@ -20,8 +20,8 @@
 //! - **subchannel tasks**: connectivity (`Ready` with the connection's sender, `Idle` when it
 //!   ends or GOAWAY arrives, `TransientFailure` when dialing fails).
 //!
-//! The clock is tokio's (`tokio::time::pause` works in tests), mapped onto the core's timeline
-//! with the epoch taken at build time.
+//! The clock is `std::time::Instant`, mapped onto the core's timeline with the epoch taken at
+//! build time; the runtime's timer wakes the driver.
 
 mod body;
 mod bootstrap;
@@ -33,6 +33,7 @@ mod subchannel;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -48,22 +49,24 @@ use skiff_core::time::Instant;
 use skiff_core::xds::dump::DumpEntry;
 use skiff_core::xds::{Protocol, XdsClient, XdsClientConfig, XdsEvent};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 
-use body::AttemptBody;
-pub use body::ResponseBody;
+pub use body::{AttemptBody, ResponseBody};
 pub use channel::{Channel, ResponseFuture, WaitForReady};
 pub use headers::HeaderMapSource;
 pub use subchannel::{SecureFuture, TransportSecurity};
 
+use crate::ads::spawn_driver;
 use crate::ads::{
-    AbortOnDrop, AdsMachine, AdsStatus, DriverOptions, Timeline, TransportEvent, random_seed,
-    run_stream,
+    AdsMachine, AdsStatus, DriverOptions, Timeline, TransportEvent, random_seed, run_stream,
 };
 use crate::connect::{ConnectError, Connector, XdsServerTarget};
+use crate::runtime::{Flavor, Rt, Task, spawn};
+use crate::shard::{ShardMachine, XdsShard};
 use call::{CallCell, Conn, Next, Signal};
 use channel::ChannelInner;
 use direct::DirectPool;
+use skiff_core::resource::snapshot::Snapshot;
+use skiff_core::rng::Rng;
 use subchannel::ConnectSettings;
 
 /// Errors of the [`Channel`] service and its bodies.
@@ -106,7 +109,8 @@ impl Default for MeshOptions {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum MeshError {
-    /// `build` was called outside a tokio runtime.
+    /// `build` was called outside the runtime the adapter drives (for skiff-tokio: outside a
+    /// tokio runtime).
     NoRuntime,
     /// The control plane target is malformed or its TLS files cannot be loaded.
     ControlPlane(ConnectError),
@@ -128,9 +132,10 @@ pub enum MeshError {
 impl fmt::Display for MeshError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MeshError::NoRuntime => {
-                f.write_str("skiff_tokio::Mesh must be built inside a tokio runtime")
-            }
+            MeshError::NoRuntime => f.write_str(
+                "the mesh must be built inside the runtime its adapter drives \
+                 (skiff-tokio: inside a tokio runtime)",
+            ),
             MeshError::ControlPlane(e) => write!(f, "control plane: {e}"),
             MeshError::Bootstrap(e) => write!(f, "xDS bootstrap: {e}"),
             MeshError::NoXdsServer(t) => {
@@ -179,7 +184,7 @@ pub enum MeshEvent {
 type ConfigureFn = Box<dyn FnOnce(&mut MeshConfig) + Send>;
 
 /// Builds a [`Mesh`]. See [`Mesh::builder`].
-pub struct MeshBuilder {
+pub struct MeshBuilder<F> {
     xds_server: Option<XdsServerTarget>,
     node: Node,
     seed: Option<Seed>,
@@ -188,9 +193,10 @@ pub struct MeshBuilder {
     configure: Vec<ConfigureFn>,
     options: MeshOptions,
     security: Option<Arc<dyn TransportSecurity>>,
+    flavor: PhantomData<fn() -> F>,
 }
 
-impl fmt::Debug for MeshBuilder {
+impl<F> fmt::Debug for MeshBuilder<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MeshBuilder")
             .field("xds_server", &self.xds_server)
@@ -211,7 +217,7 @@ fn string_value(s: &str) -> prost_types::Value {
     }
 }
 
-impl MeshBuilder {
+impl<F: Flavor> MeshBuilder<F> {
     fn new() -> Self {
         let mut node = Node {
             id: format!("skiff~{}", std::process::id()),
@@ -241,6 +247,7 @@ impl MeshBuilder {
             configure: Vec::new(),
             options: MeshOptions::default(),
             security: None,
+            flavor: PhantomData,
         }
     }
 
@@ -311,28 +318,75 @@ impl MeshBuilder {
         self
     }
 
-    /// Starts the mesh: its driver task runs on the current tokio runtime. Nothing is dialed
-    /// until a channel needs it.
-    pub fn build(self) -> Result<Mesh, MeshError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| MeshError::NoRuntime)?;
+    /// Starts the mesh: its driver task runs on the current runtime of the flavor `F`. Nothing
+    /// is dialed until a channel needs it.
+    pub fn build(self) -> Result<Mesh<F>, MeshError> {
+        let runtime = F::current().ok_or(MeshError::NoRuntime)?;
+        self.build_on(runtime)
+    }
+
+    /// Starts the mesh on `runtime` (when there is no ambient one to find).
+    pub fn build_on(self, runtime: Rt) -> Result<Mesh<F>, MeshError> {
+        self.start(runtime, None)
+    }
+
+    /// Starts only the xDS half on `runtime`: one xDS client (this builder's control plane,
+    /// node, protocol, xDS backoff and ADS options) that publishes snapshots for data planes
+    /// built with [`MeshBuilder::build_fed`]. Thread-per-core runtimes run one per process.
+    pub fn build_shard(mut self, runtime: Rt) -> Result<XdsShard, MeshError> {
+        let Some(target) = self.xds_server.clone() else {
+            return Err(MeshError::NoXdsServer("an xDS shard".into()));
+        };
+        let seed = self.seed.unwrap_or_else(random_seed);
+        let ads = self.options.ads.clone();
+        let config = self.core_config();
+        let (publish, snapshots) = watch::channel(Arc::new(Snapshot::default()));
+        let handle = spawn_driver(runtime, &target, ads, |now| {
+            ShardMachine::new(config.xds, Rng::new(seed).fork("xds"), now, publish)
+        })
+        .map_err(MeshError::ControlPlane)?;
+        Ok(XdsShard::new(handle, snapshots))
+    }
+
+    /// Starts a data plane on `runtime` fed by `shard`: its own core (balancers, subchannels,
+    /// calls) with the configuration the shard publishes; no ADS stream of its own. Its
+    /// channels register their listeners with the shard. The xDS view (config dump, ADS status,
+    /// xDS events) is the shard's: read it through [`XdsShard::driver`].
+    pub fn build_fed(mut self, runtime: Rt, shard: &XdsShard) -> Result<Mesh<F>, MeshError> {
+        self.xds_server = None;
+        self.start(runtime, Some(shard.clone()))
+    }
+
+    fn core_config(&mut self) -> MeshConfig {
+        let mut xds = XdsClientConfig::new(self.node.clone());
+        xds.protocol = self.protocol;
+        xds.ignore_resource_deletion = self.ignore_resource_deletion;
+        let mut config = MeshConfig::new(xds);
+        for f in self.configure.drain(..) {
+            f(&mut config);
+        }
+        config
+    }
+
+    fn start(mut self, runtime: Rt, feed: Option<XdsShard>) -> Result<Mesh<F>, MeshError> {
         let connector = match &self.xds_server {
             Some(t) => Some(Connector::new(t).map_err(MeshError::ControlPlane)?),
             None => None,
         };
-        let mut xds = XdsClientConfig::new(self.node);
-        xds.protocol = self.protocol;
-        xds.ignore_resource_deletion = self.ignore_resource_deletion;
-        let mut config = MeshConfig::new(xds);
-        for f in self.configure {
-            f(&mut config);
-        }
+        let config = self.core_config();
         let method = config.xds.protocol.method();
         let timeline = Timeline::start();
-        let core = CoreMesh::new(
-            config,
-            self.seed.unwrap_or_else(random_seed),
-            timeline.now(),
-        );
+        let seed = self.seed.unwrap_or_else(random_seed);
+        let core = match &feed {
+            None => CoreMesh::new(config, seed, timeline.now()),
+            Some(shard) => {
+                let mut core = CoreMesh::data_plane(config, seed, timeline.now());
+                let snapshot = Arc::clone(&shard.snapshots().borrow());
+                core.handle_snapshot(timeline.now(), snapshot);
+                core
+            }
+        };
+        let snapshots = feed.as_ref().map(XdsShard::snapshots);
         let (transport_tx, transport_rx) = mpsc::channel(64);
         let (events, _) = broadcast::channel(self.options.ads.event_capacity.max(1));
         let (generation, _) = watch::channel(0);
@@ -358,7 +412,7 @@ impl MeshBuilder {
                 epochs: 0,
             }),
             timeline,
-            runtime: runtime.clone(),
+            rt: Arc::clone(&runtime),
             wake: Arc::clone(&wake),
             events,
             generation,
@@ -373,21 +427,35 @@ impl MeshBuilder {
             options: self.options,
             security: self.security,
             driver: Mutex::new(None),
+            feed,
         });
-        let task = runtime.spawn(drive(Arc::downgrade(&shared), wake, transport_rx, stop_rx));
+        let task = spawn(
+            &*runtime,
+            drive(
+                Arc::downgrade(&shared),
+                wake,
+                transport_rx,
+                stop_rx,
+                snapshots,
+            ),
+        );
         *shared.driver.lock().unwrap_or_else(|e| e.into_inner()) = Some((stop_tx, task));
-        Ok(Mesh { shared })
+        Ok(Mesh {
+            shared,
+            flavor: PhantomData,
+        })
     }
 }
 
-/// A proxyless service mesh client on tokio. Cheap to clone: clones share one core, one ADS
-/// stream and one connection per endpoint. Create one per process (with [`Mesh::from_env`] or
+/// A proxyless service mesh client on the runtime `F` (skiff-tokio's `Mesh` is
+/// `Mesh<skiff_tokio::Tokio>`). Cheap to clone: clones share one core, one ADS stream and one
+/// connection per endpoint. Create one per process (with [`Mesh::from_env`] or
 /// [`Mesh::builder`]) and hand clones around.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// use skiff_tokio::{Mesh, XdsServerTarget};
-/// let mesh = Mesh::builder()
+/// # fn demo<F: skiff_adapter::Flavor>() -> Result<(), Box<dyn std::error::Error>> {
+/// use skiff_adapter::{Mesh, XdsServerTarget};
+/// let mesh = Mesh::<F>::builder()
 ///     .xds_server(XdsServerTarget::insecure("127.0.0.1:15010"))
 ///     .node_id("greeter-client-1")
 ///     .build()?;
@@ -395,12 +463,21 @@ impl MeshBuilder {
 /// // let mut client = GreeterClient::new(channel);   // any tonic-generated client
 /// # let _ = channel; Ok(()) }
 /// ```
-#[derive(Clone)]
-pub struct Mesh {
+pub struct Mesh<F> {
     shared: Arc<Shared>,
+    flavor: PhantomData<fn() -> F>,
 }
 
-impl fmt::Debug for Mesh {
+impl<F> Clone for Mesh<F> {
+    fn clone(&self) -> Self {
+        Mesh {
+            shared: Arc::clone(&self.shared),
+            flavor: PhantomData,
+        }
+    }
+}
+
+impl<F> fmt::Debug for Mesh<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mesh")
             .field("generation", &*self.shared.generation.borrow())
@@ -409,9 +486,9 @@ impl fmt::Debug for Mesh {
     }
 }
 
-impl Mesh {
+impl<F: Flavor> Mesh<F> {
     /// A builder: control plane, node, seed, options.
-    pub fn builder() -> MeshBuilder {
+    pub fn builder() -> MeshBuilder<F> {
         MeshBuilder::new()
     }
 
@@ -419,22 +496,22 @@ impl Mesh {
     /// `GRPC_XDS_BOOTSTRAP` (a file path) or `GRPC_XDS_BOOTSTRAP_CONFIG` (the JSON).
     /// Reads `xds_servers[0]` (URI, `insecure`/`tls` channel creds, `ignore_resource_deletion`)
     /// and `node` (id, cluster, metadata, locality).
-    pub fn from_env() -> Result<Mesh, MeshError> {
+    pub fn from_env() -> Result<Mesh<F>, MeshError> {
         let b = bootstrap::from_env().map_err(MeshError::Bootstrap)?;
         Self::from_bootstrap(b)
     }
 
     /// Like [`Mesh::from_env`], from bootstrap JSON text.
-    pub fn from_bootstrap_json(json: &str) -> Result<Mesh, MeshError> {
+    pub fn from_bootstrap_json(json: &str) -> Result<Mesh<F>, MeshError> {
         let b = bootstrap::parse(json).map_err(MeshError::Bootstrap)?;
         Self::from_bootstrap(b)
     }
 
-    fn from_bootstrap(b: bootstrap::EnvBootstrap) -> Result<Mesh, MeshError> {
-        let mut builder = Mesh::builder().xds_server(b.server);
+    fn from_bootstrap(b: bootstrap::EnvBootstrap) -> Result<Mesh<F>, MeshError> {
+        let mut builder = Mesh::<F>::builder().xds_server(b.server);
         let mut node = b.node;
         // The bootstrap's node, plus what every skiff client says about itself.
-        let defaults = MeshBuilder::new().node;
+        let defaults = MeshBuilder::<F>::new().node;
         if node.user_agent_name.is_empty() {
             node.user_agent_name = defaults.user_agent_name;
             node.user_agent_version_type = defaults.user_agent_version_type;
@@ -455,6 +532,7 @@ impl Mesh {
             return self.xds_channel(target).map(Channel::xds);
         }
         let pool = DirectPool::new(
+            Arc::clone(&self.shared.rt),
             target,
             Arc::clone(&self.shared.connect),
             self.shared.options.resolve_interval,
@@ -463,7 +541,7 @@ impl Mesh {
     }
 
     fn xds_channel(&self, target: &str) -> Result<Arc<ChannelInner>, MeshError> {
-        if self.shared.xds.is_none() {
+        if self.shared.xds.is_none() && self.shared.feed.is_none() {
             return Err(MeshError::NoXdsServer(target.to_string()));
         }
         let mut st = self.shared.lock();
@@ -504,6 +582,11 @@ impl Mesh {
         });
         st.channels
             .insert(target.to_string(), Arc::downgrade(&inner));
+        if let Some(shard) = &self.shared.feed
+            && shard.register(target).is_err()
+        {
+            tracing::warn!(%target, "the xDS shard has stopped; the channel gets no configuration");
+        }
         self.shared.flush(&mut st, false);
         Ok(inner)
     }
@@ -586,7 +669,7 @@ impl Mesh {
             .take();
         if let Some((stop, task)) = driver {
             let _ = stop.send(());
-            let _ = task.await;
+            task.join().await;
         }
     }
 }
@@ -603,7 +686,7 @@ struct AdsSlot {
     id: AdsStreamId,
     out: Option<mpsc::UnboundedSender<Bytes>>,
     pending: Vec<Bytes>,
-    _task: AbortOnDrop<()>,
+    _task: Task,
 }
 
 struct SubSlot {
@@ -658,7 +741,7 @@ pub(crate) struct Shared {
     weak: Weak<Shared>,
     state: Mutex<State>,
     pub(crate) timeline: Timeline,
-    runtime: tokio::runtime::Handle,
+    pub(crate) rt: Rt,
     wake: Arc<Notify>,
     events: broadcast::Sender<MeshEvent>,
     generation: watch::Sender<u64>,
@@ -668,7 +751,9 @@ pub(crate) struct Shared {
     connect: Arc<ConnectSettings>,
     pub(crate) options: MeshOptions,
     security: Option<Arc<dyn TransportSecurity>>,
-    driver: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
+    driver: Mutex<Option<(oneshot::Sender<()>, Task)>>,
+    /// The shard feeding a data plane ([`MeshBuilder::build_fed`]).
+    feed: Option<XdsShard>,
 }
 
 impl fmt::Debug for Shared {
@@ -808,7 +893,9 @@ impl Shared {
             },
         );
         tracing::debug!(%address, cluster = %cluster.name, "connecting subchannel");
-        self.runtime.spawn(subchannel::run(
+        // Detached: dropping the slot's `_close` stops it.
+        self.rt.spawn_detached(Box::pin(subchannel::run(
+            Arc::clone(&self.rt),
             self.weak.clone(),
             sc,
             epoch,
@@ -817,7 +904,7 @@ impl Shared {
             self.security.clone(),
             Arc::clone(&self.connect),
             close_rx,
-        ));
+        )));
     }
 
     fn publish_subchannel(&self, address: SocketAddr, state: Connectivity, reason: Option<&str>) {
@@ -896,18 +983,22 @@ impl Shared {
             return Err("the mesh was shut down".into());
         }
         tracing::debug!(stream = %id, target = ?link.connector.endpoint(), "opening ADS stream");
-        let task = self.runtime.spawn(run_stream(
-            id,
-            link.connector.clone(),
-            link.method,
-            Arc::clone(&link.options),
-            self.transport_tx.clone(),
-        ));
+        let task = spawn(
+            &*self.rt,
+            run_stream(
+                Arc::clone(&self.rt),
+                id,
+                link.connector.clone(),
+                link.method,
+                Arc::clone(&link.options),
+                self.transport_tx.clone(),
+            ),
+        );
         st.ads = Some(AdsSlot {
             id,
             out: None,
             pending: Vec::new(),
-            _task: AbortOnDrop(task),
+            _task: task,
         });
         self.ads_status.send_modify(|s| {
             s.stream = Some(id);
@@ -951,6 +1042,13 @@ impl Shared {
         self.flush(&mut st, true);
     }
 
+    fn on_snapshot(&self, snapshot: Arc<Snapshot>) {
+        let mut st = self.lock();
+        let now = self.timeline.now();
+        st.core.handle_snapshot(now, snapshot);
+        self.flush(&mut st, true);
+    }
+
     fn on_timer(&self) {
         let mut st = self.lock();
         let now = self.timeline.now();
@@ -958,9 +1056,9 @@ impl Shared {
         self.flush(&mut st, true);
     }
 
-    fn armed(&self) -> Option<tokio::time::Instant> {
+    fn armed(&self) -> Option<std::time::Instant> {
         let st = self.lock();
-        st.armed.and_then(|a| self.timeline.to_tokio(a))
+        st.armed.and_then(|a| self.timeline.to_std(a))
     }
 }
 
@@ -971,21 +1069,39 @@ async fn drive(
     wake: Arc<Notify>,
     mut transport: mpsc::Receiver<TransportEvent>,
     mut stop: oneshot::Receiver<()>,
+    mut snapshots: Option<watch::Receiver<Arc<Snapshot>>>,
 ) {
     loop {
-        let deadline = match shared.upgrade() {
-            Some(s) => s.armed(),
+        let timer = match shared.upgrade() {
+            Some(s) => s.armed().map(|at| s.rt.sleep_until(at)),
             None => break,
         };
-        let timer = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
+        let timer = async move {
+            match timer {
+                Some(sleep) => sleep.await,
+                None => std::future::pending().await,
+            }
+        };
+        let snapshot = async {
+            match &mut snapshots {
+                Some(rx) => match rx.changed().await {
+                    Ok(()) => Some(Arc::clone(&rx.borrow_and_update())),
+                    Err(_) => None,
+                },
                 None => std::future::pending().await,
             }
         };
         tokio::select! {
             biased;
             _ = &mut stop => break,
+            s = snapshot => match (s, shared.upgrade()) {
+                (Some(snap), Some(s)) => s.on_snapshot(snap),
+                (None, _) => {
+                    tracing::debug!("the xDS shard stopped; keeping the last snapshot");
+                    snapshots = None;
+                }
+                (_, None) => break,
+            },
             event = transport.recv() => match (event, shared.upgrade()) {
                 (Some(e), Some(s)) => s.on_transport(e),
                 _ => break,

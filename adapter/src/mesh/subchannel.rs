@@ -16,15 +16,16 @@ use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use skiff_core::ids::SubchannelId;
 use skiff_core::resource::cluster::ClusterConfig;
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use super::Shared;
 use super::body::AttemptBody;
 use crate::connect::BoxIo;
+use crate::runtime::{
+    BoxFuture, BoxHyperIo, Http2Settings, HyperExecutor, HyperTimer, Rt, Runtime, timeout,
+};
 
 /// The future [`TransportSecurity::secure`] returns.
 pub type SecureFuture = Pin<Box<dyn Future<Output = io::Result<BoxIo>> + Send>>;
@@ -39,7 +40,7 @@ pub type SecureFuture = Pin<Box<dyn Future<Output = io::Result<BoxIo>> + Send>>;
 /// back to plaintext). Plaintext clusters use h2c with prior knowledge.
 pub trait TransportSecurity: fmt::Debug + Send + Sync + 'static {
     /// Wraps `tcp`, a connection to `address` for `cluster`.
-    fn secure(&self, cluster: &ClusterConfig, address: SocketAddr, tcp: TcpStream) -> SecureFuture;
+    fn secure(&self, cluster: &ClusterConfig, address: SocketAddr, tcp: BoxIo) -> SecureFuture;
 }
 
 /// Connection knobs.
@@ -52,16 +53,14 @@ pub(crate) struct ConnectSettings {
 
 /// Dials `address` (TCP_NODELAY), securing it with `security` when the cluster wants TLS.
 async fn dial(
+    rt: &dyn Runtime,
     address: SocketAddr,
     cluster: &ClusterConfig,
     security: Option<&Arc<dyn TransportSecurity>>,
 ) -> io::Result<BoxIo> {
-    let tcp = TcpStream::connect(address).await?;
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(%address, "TCP_NODELAY: {e}");
-    }
+    let tcp = rt.connect_tcp(address).await?;
     if cluster.tls.is_none() {
-        return Ok(Box::new(tcp));
+        return Ok(tcp);
     }
     match security {
         Some(s) => s.secure(cluster, address, tcp).await,
@@ -76,30 +75,72 @@ async fn dial(
     }
 }
 
+impl ConnectSettings {
+    pub(crate) fn http2(&self) -> Http2Settings {
+        Http2Settings {
+            keepalive_interval: self.keepalive_interval,
+            keepalive_timeout: self.keepalive_timeout,
+        }
+    }
+}
+
+/// A subchannel connection: the sender, and a future that ends with the connection.
+type Opened = (
+    hyper::client::conn::http2::SendRequest<AttemptBody>,
+    BoxFuture<Result<(), String>>,
+);
+
+/// Dials, secures and handshakes a connection to `address` (or lets the runtime do it, see
+/// [`Runtime::connect_http2`]). The returned future must be polled for the connection to run.
+pub(crate) async fn open(
+    rt: &Rt,
+    address: SocketAddr,
+    cluster: Option<&ClusterConfig>,
+    security: Option<&Arc<dyn TransportSecurity>>,
+    settings: &ConnectSettings,
+) -> Result<Opened, String> {
+    if cluster.is_none_or(|c| c.tls.is_none())
+        && let Some(connect) = rt.connect_http2(address, &settings.http2())
+    {
+        let c = connect.await?;
+        return Ok((c.send, c.closed));
+    }
+    let io = match cluster {
+        Some(cluster) => dial(&**rt, address, cluster, security).await,
+        None => rt.connect_tcp(address).await,
+    }
+    .map_err(|e| format!("connecting to {address}: {e}"))?;
+    let (send, conn) = handshake(rt, io, settings)
+        .await
+        .map_err(|e| format!("HTTP/2 handshake with {address}: {e}"))?;
+    Ok((
+        send,
+        Box::pin(async move { conn.await.map_err(|e| e.to_string()) }),
+    ))
+}
+
 /// An HTTP/2 client connection over `io`: the sender and the connection future to drive.
 pub(crate) async fn handshake(
+    rt: &Rt,
     io: BoxIo,
     settings: &ConnectSettings,
 ) -> Result<
     (
         hyper::client::conn::http2::SendRequest<AttemptBody>,
-        hyper::client::conn::http2::Connection<TokioIo<BoxIo>, AttemptBody, TokioExecutor>,
+        hyper::client::conn::http2::Connection<BoxHyperIo, AttemptBody, HyperExecutor>,
     ),
     hyper::Error,
 > {
-    let mut b = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
-    b.timer(TokioTimer::new());
-    if let Some(interval) = settings.keepalive_interval {
-        b.keep_alive_interval(interval)
-            .keep_alive_timeout(settings.keepalive_timeout)
-            .keep_alive_while_idle(true);
-    }
-    b.handshake(TokioIo::new(io)).await
+    let mut b = hyper::client::conn::http2::Builder::new(HyperExecutor(Arc::clone(rt)));
+    b.timer(HyperTimer(Arc::clone(rt)));
+    settings.http2().apply(&mut b);
+    b.handshake(rt.hyper_io(io)).await
 }
 
 /// The life of one subchannel connection (see the module docs).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
+    rt: Rt,
     shared: Weak<Shared>,
     subchannel: SubchannelId,
     epoch: u64,
@@ -109,18 +150,11 @@ pub(crate) async fn run(
     settings: Arc<ConnectSettings>,
     mut close: oneshot::Receiver<()>,
 ) {
-    let connect = async {
-        let io = dial(address, &cluster, security.as_ref())
-            .await
-            .map_err(|e| format!("connecting to {address}: {e}"))?;
-        handshake(io, &settings)
-            .await
-            .map_err(|e| format!("HTTP/2 handshake with {address}: {e}"))
-    };
+    let connect = open(&rt, address, Some(&cluster), security.as_ref(), &settings);
     let connected = tokio::select! {
-        r = tokio::time::timeout(settings.connect_timeout, connect) => match r {
-            Ok(r) => r,
-            Err(_) => Err(format!("connecting to {address} timed out after {:?}", settings.connect_timeout)),
+        r = timeout(&*rt, settings.connect_timeout, connect) => match r {
+            Some(r) => r,
+            None => Err(format!("connecting to {address} timed out after {:?}", settings.connect_timeout)),
         },
         _ = &mut close => return,
     };

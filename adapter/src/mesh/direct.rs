@@ -18,21 +18,23 @@ use hyper::client::conn::http2::SendRequest;
 
 use super::body::{AttemptBody, RequestBody, ResponseBody};
 use super::call::{GRPC_TIMEOUT, classify_send_error, status_response};
-use super::subchannel::{ConnectSettings, handshake};
+use super::subchannel::{ConnectSettings, open};
 use super::{BoxError, MeshError};
 use crate::connect::Endpoint;
 use crate::grpc::{self, code};
+use crate::runtime::{Rt, timeout, timeout_at};
 
 #[derive(Debug, Default)]
 struct PoolState {
     addrs: Vec<SocketAddr>,
     conns: Vec<Option<SendRequest<AttemptBody>>>,
-    resolved_at: Option<tokio::time::Instant>,
+    resolved_at: Option<std::time::Instant>,
 }
 
 /// The connections of one plain target.
 #[derive(Debug)]
 pub(crate) struct DirectPool {
+    rt: Rt,
     target: String,
     host: String,
     port: u16,
@@ -45,6 +47,7 @@ pub(crate) struct DirectPool {
 
 impl DirectPool {
     pub(crate) fn new(
+        rt: Rt,
         target: &str,
         settings: Arc<ConnectSettings>,
         resolve_interval: Duration,
@@ -68,6 +71,7 @@ impl DirectPool {
         .parse::<Authority>()
         .map_err(|e| bad(e.to_string()))?;
         Ok(DirectPool {
+            rt,
             target: target.to_string(),
             host,
             port,
@@ -99,10 +103,11 @@ impl DirectPool {
         if fresh {
             return Ok(());
         }
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((self.host.as_str(), self.port))
+        let addrs: Vec<SocketAddr> = self
+            .rt
+            .resolve(&self.host, self.port)
             .await
-            .map_err(|e| format!("resolving {}:{}: {e}", self.host, self.port))?
-            .collect();
+            .map_err(|e| format!("resolving {}:{}: {e}", self.host, self.port))?;
         if addrs.is_empty() {
             return Err(format!(
                 "{}:{} resolved to no address",
@@ -125,7 +130,7 @@ impl DirectPool {
                 .collect();
             st.addrs = addrs;
         }
-        st.resolved_at = Some(tokio::time::Instant::now());
+        st.resolved_at = Some(std::time::Instant::now());
         Ok(())
     }
 
@@ -167,23 +172,17 @@ impl DirectPool {
 
     async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<AttemptBody>, String> {
         let connect = async {
-            let tcp = tokio::net::TcpStream::connect(addr)
-                .await
-                .map_err(|e| format!("connecting to {addr}: {e}"))?;
-            let _ = tcp.set_nodelay(true);
-            let (send, conn) = handshake(Box::new(tcp), &self.settings)
-                .await
-                .map_err(|e| format!("HTTP/2 handshake with {addr}: {e}"))?;
-            tokio::spawn(async move {
+            let (send, conn) = open(&self.rt, addr, None, None, &self.settings).await?;
+            self.rt.spawn_detached(Box::pin(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(%addr, "connection ended: {e}");
                 }
-            });
+            }));
             Ok(send)
         };
-        tokio::time::timeout(self.settings.connect_timeout, connect)
+        timeout(&*self.rt, self.settings.connect_timeout, connect)
             .await
-            .unwrap_or_else(|_| Err(format!("connecting to {addr} timed out")))
+            .unwrap_or_else(|| Err(format!("connecting to {addr} timed out")))
     }
 
     fn forget(&self, i: usize) {
@@ -206,7 +205,7 @@ impl DirectPool {
             .headers
             .get(GRPC_TIMEOUT)
             .and_then(|v| grpc::parse_timeout(v.as_bytes()))
-            .map(|t| tokio::time::Instant::now() + t);
+            .and_then(|t| std::time::Instant::now().checked_add(t));
         parts
             .headers
             .insert(TE, HeaderValue::from_static("trailers"));
@@ -235,7 +234,10 @@ impl DirectPool {
                         let (p, incoming) = resp.into_parts();
                         return Ok(Response::from_parts(
                             p,
-                            ResponseBody::direct(incoming, deadline),
+                            ResponseBody::direct(
+                                incoming,
+                                deadline.map(|d| self.rt.sleep_until(d)),
+                            ),
                         ));
                     }
                     Err(e) => {
@@ -256,9 +258,9 @@ impl DirectPool {
         };
         match deadline {
             None => attempt.await,
-            Some(d) => match tokio::time::timeout_at(d, attempt).await {
-                Ok(r) => r,
-                Err(_) => Ok(status_response(
+            Some(d) => match timeout_at(&*self.rt, d, attempt).await {
+                Some(r) => r,
+                None => Ok(status_response(
                     code::DEADLINE_EXCEEDED,
                     "deadline exceeded",
                 )),

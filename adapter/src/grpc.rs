@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue};
 
 /// gRPC status codes used by the adapter.
 #[allow(dead_code)] // not every code is used by every module
-pub(crate) mod code {
+pub mod code {
     pub const OK: u32 = 0;
     pub const CANCELLED: u32 = 1;
     pub const UNKNOWN: u32 = 2;
@@ -47,7 +47,7 @@ pub fn code_name(code: u32) -> &'static str {
 }
 
 /// `grpc-status` and `grpc-message` from headers or trailers, if `grpc-status` is there.
-pub(crate) fn status_of(headers: &HeaderMap) -> Option<(u32, String)> {
+pub fn status_of(headers: &HeaderMap) -> Option<(u32, String)> {
     let code = headers.get("grpc-status")?;
     let code = code
         .to_str()
@@ -62,7 +62,7 @@ pub(crate) fn status_of(headers: &HeaderMap) -> Option<(u32, String)> {
 }
 
 /// A human-readable close reason, `grpc-status 14 (UNAVAILABLE): going away`.
-pub(crate) fn describe_status(code: u32, message: &str) -> String {
+pub fn describe_status(code: u32, message: &str) -> String {
     if message.is_empty() {
         format!("grpc-status {code} ({})", code_name(code))
     } else {
@@ -71,7 +71,7 @@ pub(crate) fn describe_status(code: u32, message: &str) -> String {
 }
 
 /// Trailers (or trailers-only headers) carrying a status.
-pub(crate) fn status_trailers(code: u32, message: &str) -> HeaderMap {
+pub fn status_trailers(code: u32, message: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert("grpc-status", HeaderValue::from(code));
     if !message.is_empty()
@@ -83,7 +83,7 @@ pub(crate) fn status_trailers(code: u32, message: &str) -> HeaderMap {
 }
 
 /// gRPC's `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`.
-pub(crate) fn percent_encode(s: &str) -> String {
+pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if (0x20..=0x7e).contains(&b) && b != b'%' {
@@ -96,7 +96,7 @@ pub(crate) fn percent_encode(s: &str) -> String {
 }
 
 /// Decodes `%XX` sequences; malformed ones are kept as they are.
-pub(crate) fn percent_decode(s: &[u8]) -> String {
+pub fn percent_decode(s: &[u8]) -> String {
     let hex = |b: u8| char::from(b).to_digit(16);
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
@@ -119,7 +119,7 @@ pub(crate) fn percent_decode(s: &[u8]) -> String {
 
 /// Parses a `grpc-timeout` value: 1 to 8 ASCII digits and a unit (`H`, `M`, `S`, `m`, `u`,
 /// `n`). `None` when malformed (the header is then ignored, as gRPC servers do).
-pub(crate) fn parse_timeout(v: &[u8]) -> Option<Duration> {
+pub fn parse_timeout(v: &[u8]) -> Option<Duration> {
     let (&unit, digits) = v.split_last()?;
     if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
@@ -138,7 +138,7 @@ pub(crate) fn parse_timeout(v: &[u8]) -> Option<Duration> {
 
 /// Encodes a timeout for `grpc-timeout` in the finest unit that fits 8 digits, rounding up
 /// (a deadline is never extended by encoding, only by at most one unit of the chosen scale).
-pub(crate) fn encode_timeout(d: Duration) -> HeaderValue {
+pub fn encode_timeout(d: Duration) -> HeaderValue {
     const MAX: u128 = 99_999_999;
     let nanos = d.as_nanos();
     let units: [(u128, char); 6] = [
@@ -163,7 +163,7 @@ pub(crate) fn encode_timeout(d: Duration) -> HeaderValue {
 }
 
 /// The gRPC status a non-200 HTTP response maps to (gRPC's HTTP-to-gRPC status mapping).
-pub(crate) fn code_for_http_status(status: http::StatusCode) -> u32 {
+pub fn code_for_http_status(status: http::StatusCode) -> u32 {
     match status.as_u16() {
         400 => code::INTERNAL,
         401 => code::UNAUTHENTICATED,
@@ -176,10 +176,7 @@ pub(crate) fn code_for_http_status(status: http::StatusCode) -> u32 {
 
 /// Sends `data` on an HTTP/2 stream, respecting flow control: reserve capacity, wait for the
 /// peer's window, send what fits, repeat. Never buffers more than the window in h2.
-pub(crate) async fn send_all(
-    stream: &mut h2::SendStream<Bytes>,
-    mut data: Bytes,
-) -> Result<(), String> {
+pub async fn send_all(stream: &mut h2::SendStream<Bytes>, mut data: Bytes) -> Result<(), String> {
     while !data.is_empty() {
         stream.reserve_capacity(data.len());
         let available = match std::future::poll_fn(|cx| stream.poll_capacity(cx)).await {
