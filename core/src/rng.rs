@@ -88,6 +88,43 @@ impl Rng {
         (m >> 64) as u64
     }
 
+    /// Two independent uniform integers in `0..n` (0 when `n == 0`) from one 64-bit word when
+    /// they can share it: each half is used with Lemire's method at 32 bits; a half that would
+    /// be biased is redrawn alone. For `n` of 2^32 or more, two [`Rng::below`] draws.
+    ///
+    /// Power-of-two-choices (gRFC A48) draws two candidates per pick; one word instead of two
+    /// is a measurable share of a ~40 ns pick.
+    #[inline]
+    pub fn below_pair(&mut self, n: u64) -> (u64, u64) {
+        let Ok(n32) = u32::try_from(n) else {
+            return (self.below(n), self.below(n));
+        };
+        if n32 == 0 {
+            return (0, 0);
+        }
+        let word = self.next_u64();
+        #[allow(clippy::cast_possible_truncation)]
+        let halves = [(word >> 32) as u32, word as u32];
+        let mut out = [0u64; 2];
+        for (o, half) in out.iter_mut().zip(halves) {
+            let mut m = u64::from(half) * u64::from(n32);
+            #[allow(clippy::cast_possible_truncation)]
+            let mut low = m as u32;
+            if low < n32 {
+                let threshold = n32.wrapping_neg() % n32;
+                while low < threshold {
+                    m = u64::from(self.next_u32()) * u64::from(n32);
+                    #[allow(clippy::cast_possible_truncation)]
+                    {
+                        low = m as u32;
+                    }
+                }
+            }
+            *o = m >> 32;
+        }
+        (out[0], out[1])
+    }
+
     /// A uniform float in `[0, 1)` with 53 bits of precision.
     pub fn unit_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
@@ -101,6 +138,25 @@ impl Rng {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn below_pair_is_uniform_and_in_range() {
+        let mut r = Rng::new(Seed(11));
+        let mut counts = [0u32; 3];
+        for _ in 0..30_000 {
+            let (a, b) = r.below_pair(3);
+            counts[a as usize] += 1;
+            counts[b as usize] += 1;
+        }
+        for c in counts {
+            assert!((19_000..21_000).contains(&c), "{counts:?}");
+        }
+        assert_eq!(r.below_pair(0), (0, 0));
+        assert_eq!(r.below_pair(1), (0, 0));
+        let big = 1u64 << 40;
+        let (a, b) = r.below_pair(big);
+        assert!(a < big && b < big);
+    }
+
     use super::*;
 
     #[test]

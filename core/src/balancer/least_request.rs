@@ -28,6 +28,22 @@ impl LeastRequest {
             // Every draw would be the same endpoint; save the random numbers.
             return self.endpoints.first().copied();
         }
+        if self.choices == 2 {
+            // The default choice_count (gRFC A48): both candidates from one random word.
+            let (a, b) = rng.below_pair(n);
+            let (Some(&a), Some(&b)) = (
+                self.endpoints.get(a as usize),
+                self.endpoints.get(b as usize),
+            ) else {
+                return None;
+            };
+            // Ties go to the first candidate, as in the general loop below.
+            return Some(if in_flight.get(b) < in_flight.get(a) {
+                b
+            } else {
+                a
+            });
+        }
         let mut best: Option<(EndpointIndex, u32)> = None;
         for _ in 0..self.choices {
             let Some(&candidate) = self.endpoints.get(rng.below(n) as usize) else {
