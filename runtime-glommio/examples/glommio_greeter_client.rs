@@ -2,7 +2,7 @@
 //! share of the calls through its own data plane; one xDS shard feeds them all.
 //!
 //! ```text
-//! cargo run -p skiff-glommio --example greeter_client -- --xds 127.0.0.1:15010 xds:///helloworld.Greeter 20
+//! cargo run -p skiff-glommio --example glommio_greeter_client -- --xds 127.0.0.1:15010 xds:///helloworld.Greeter 20
 //! ```
 //!
 //! Arguments as in skiff-tokio's example, plus `--executors N` (default: one per CPU).

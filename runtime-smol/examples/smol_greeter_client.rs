@@ -2,8 +2,8 @@
 //! `skiff_tokio` and `smol::block_on` for `#[tokio::main]`. No tokio runtime runs.
 //!
 //! ```text
-//! GRPC_XDS_BOOTSTRAP=/tmp/bootstrap.json cargo run -p skiff-smol --example greeter_client
-//! cargo run -p skiff-smol --example greeter_client -- --xds 127.0.0.1:15010 xds:///helloworld.Greeter 20
+//! GRPC_XDS_BOOTSTRAP=/tmp/bootstrap.json cargo run -p skiff-smol --example smol_greeter_client
+//! cargo run -p skiff-smol --example smol_greeter_client -- --xds 127.0.0.1:15010 xds:///helloworld.Greeter 20
 //! ```
 //!
 //! With `GRPC_XDS_BOOTSTRAP` (or `GRPC_XDS_BOOTSTRAP_CONFIG`) set, the mesh is configured from
