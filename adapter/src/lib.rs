@@ -43,8 +43,8 @@ pub use ads::{
 pub use connect::{ConnectError, Endpoint, TlsFiles, XdsServerTarget};
 pub use grpc::code_name;
 pub use mesh::{
-    BoxError, Channel, HeaderMapSource, Mesh, MeshBuilder, MeshError, MeshEvent, MeshOptions,
-    ResponseBody, TransportSecurity, WaitForReady,
+    BoxError, Channel, HeaderMapSource, Mesh, MeshBuilder, MeshClient, MeshError, MeshEvent,
+    MeshOptions, ResponseBody, TransportSecurity, WaitForReady,
 };
 pub use runtime::{BoxIo, Flavor, Rt, Runtime};
 pub use shard::{ShardMachine, XdsShard};

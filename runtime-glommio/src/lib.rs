@@ -77,6 +77,9 @@ pub use skiff_adapter::{
     random_seed,
 };
 
+/// Interface-level clients: `mesh.client::<T>()` for a client bound with [`mesh_client!`].
+pub use skiff_adapter::{MeshClient, mesh_client};
+
 /// A data plane on the executor it was built on. See the crate docs.
 pub type Mesh = skiff_adapter::Mesh<Glommio>;
 

@@ -47,6 +47,9 @@ pub use skiff_adapter::{
     TlsFiles, TransportSecurity, USER_AGENT, WaitForReady, XdsServerTarget, code_name, random_seed,
 };
 
+/// Interface-level clients: `mesh.client::<T>()` for a client bound with [`mesh_client!`].
+pub use skiff_adapter::{MeshClient, mesh_client};
+
 /// The ADS transport and the driver task (skiff-adapter's, on smol).
 pub mod ads {
     pub use skiff_adapter::ads::*;

@@ -59,3 +59,5 @@ pub use mesh::{
 };
 pub use runtime::Tokio;
 pub use skiff_adapter::code_name;
+/// Interface-level clients: `mesh.client::<T>()` for a client bound with [`mesh_client!`].
+pub use skiff_adapter::{MeshClient, mesh_client};

@@ -39,6 +39,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
+use skiff_core::control::interfaces::INTERFACES_METADATA_KEY;
 use skiff_core::ids::{AdsStreamId, CallId, ChannelId, SubchannelId};
 use skiff_core::mesh::{Mesh as CoreMesh, MeshConfig, TargetError};
 use skiff_core::pb::envoy::config::core::v3::Node;
@@ -278,6 +279,46 @@ impl<F: Flavor> MeshBuilder<F> {
             .get_or_insert_with(Default::default)
             .fields
             .insert(key.into(), string_value(value.as_ref()));
+        self
+    }
+
+    /// Announces the gRPC interfaces this process serves (`helloworld.Greeter`, ...) in its
+    /// node metadata (`SKIFF_INTERFACES`), so the control plane can route clients that dial an
+    /// interface by name (`xds:///helloworld.Greeter`, [`Mesh::client`]) to this workload's
+    /// service (DESIGN.md §7). Node metadata travels when the ADS stream opens, so a server
+    /// declares its interfaces here, before the mesh is built. Repeated calls add to the list.
+    pub fn serves<I, S>(mut self, interfaces: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let fields = &mut self
+            .node
+            .metadata
+            .get_or_insert_with(Default::default)
+            .fields;
+        let mut list: Vec<String> = match fields
+            .get(INTERFACES_METADATA_KEY)
+            .and_then(|v| v.kind.as_ref())
+        {
+            Some(prost_types::value::Kind::StringValue(s)) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            _ => Vec::new(),
+        };
+        for i in interfaces {
+            let i = i.as_ref().trim();
+            if !i.is_empty() && !list.iter().any(|x| x == i) {
+                list.push(i.to_string());
+            }
+        }
+        fields.insert(
+            INTERFACES_METADATA_KEY.to_string(),
+            string_value(&list.join(",")),
+        );
         self
     }
 
@@ -522,6 +563,20 @@ impl<F: Flavor> Mesh<F> {
         builder = builder.node(node);
         builder.ignore_resource_deletion = b.ignore_resource_deletion;
         builder.build()
+    }
+
+    /// A client of the gRPC interface `T` serves, found by interface name rather than by host
+    /// (DESIGN.md §7): `T::from_channel(self.channel("xds:///" + T::INTERFACE))`. The control
+    /// plane maps the interface to the service whose workloads announce it
+    /// ([`MeshBuilder::serves`]) or that its configuration declares.
+    ///
+    /// ```ignore
+    /// skiff_tokio::mesh_client!(GreeterClient => "helloworld.Greeter");
+    /// let mut greeter = mesh.client::<GreeterClient<skiff_tokio::Channel>>()?;
+    /// ```
+    pub fn client<T: MeshClient>(&self) -> Result<T, MeshError> {
+        let target = format!("xds:///{}", T::INTERFACE);
+        self.channel(&target).map(T::from_channel)
     }
 
     /// A channel to `target`: `xds:///name` (a listener of the control plane: `host:port` or a
@@ -1117,4 +1172,33 @@ async fn drive(
         }
     }
     tracing::debug!("mesh driver stopped");
+}
+
+/// A client type bound to one gRPC interface, for [`Mesh::client`]. tonic-generated clients do
+/// not carry their service's name, so the binding is declared once, next to the generated
+/// code, with [`mesh_client!`](crate::mesh_client).
+pub trait MeshClient: Sized {
+    /// The fully-qualified gRPC service name (`package.Service`).
+    const INTERFACE: &'static str;
+    /// The client over a mesh channel.
+    fn from_channel(channel: Channel) -> Self;
+}
+
+/// Binds a tonic-generated client to its gRPC interface name for [`Mesh::client`]:
+///
+/// ```ignore
+/// skiff_tokio::mesh_client!(greeter_client::GreeterClient => "helloworld.Greeter");
+/// ```
+///
+/// The client type must have tonic's `new(channel)` constructor.
+#[macro_export]
+macro_rules! mesh_client {
+    ($($path:ident)::+ => $interface:expr) => {
+        impl $crate::mesh::MeshClient for $($path)::+<$crate::mesh::Channel> {
+            const INTERFACE: &'static str = $interface;
+            fn from_channel(channel: $crate::mesh::Channel) -> Self {
+                $($path)::+::new(channel)
+            }
+        }
+    };
 }
