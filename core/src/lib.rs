@@ -42,6 +42,7 @@ pub mod resilience;
 pub mod resource;
 pub mod rng;
 pub mod router;
+pub mod server;
 pub mod time;
 pub mod xds;
 

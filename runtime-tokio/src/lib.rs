@@ -41,6 +41,7 @@ pub mod connect;
 pub mod control_plane;
 pub mod mesh;
 pub mod runtime;
+pub mod server;
 
 pub(crate) use skiff_adapter::grpc;
 
@@ -58,6 +59,7 @@ pub use mesh::{
     ResponseBody, TransportSecurity, WaitForReady,
 };
 pub use runtime::Tokio;
+pub use server::{Server, ServerBuilder, ServingMode};
 pub use skiff_adapter::code_name;
 /// Interface-level clients: `mesh.client::<T>()` for a client bound with [`mesh_client!`].
 pub use skiff_adapter::{MeshClient, mesh_client};
