@@ -44,7 +44,7 @@ pub use connect::{ConnectError, Endpoint, TlsFiles, XdsServerTarget};
 pub use grpc::code_name;
 pub use mesh::{
     BoxError, Channel, HeaderMapSource, Mesh, MeshBuilder, MeshClient, MeshError, MeshEvent,
-    MeshOptions, ResponseBody, TransportSecurity, WaitForReady,
+    MeshOptions, ResponseBody, ServedBy, TransportSecurity, WaitForReady,
 };
 pub use runtime::{BoxIo, Flavor, Rt, Runtime};
 pub use shard::{ShardMachine, XdsShard};

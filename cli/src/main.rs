@@ -46,6 +46,15 @@ enum Command {
     /// `GENERATOR: grpc` metadata, and istiod's server listener template. Point grpc-go,
     /// grpc-java, grpcio, grpc-js or skiff at it with GRPC_XDS_BOOTSTRAP=FILE.
     Bootstrap(cmd::bootstrap::Args),
+    /// Call a gRPC method through the mesh, with JSON in and out (grpcurl for skiff).
+    ///
+    /// `xds:///` targets go through skiff's client (routing, load balancing, retries) with the
+    /// control plane from --xds-server, --bootstrap or GRPC_XDS_BOOTSTRAP; plain host:port
+    /// targets are dialed directly. Messages come from --proto files compiled at run time.
+    /// Each call prints its status, latency, the endpoint that answered, the response and the
+    /// trailers; -n/-c make many calls and end with a summary (by status, by endpoint,
+    /// p50/p90/p99). Exits non-zero when any call fails.
+    Call(cmd::call::Args),
     /// Show what a control plane's clients were sent, acknowledged and rejected (CSDS).
     ///
     /// Asks a CSDS server (gRFC A40; `skiff control-plane` is one) for its view of every
@@ -62,6 +71,7 @@ fn main() -> ExitCode {
         Command::ControlPlane(args) => cmd::control_plane::run(args),
         Command::Bootstrap(args) => cmd::bootstrap::run(args),
         Command::ConfigDump(args) => cmd::config_dump::run(args),
+        Command::Call(args) => cmd::call::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -46,6 +46,23 @@ fn help_everywhere() {
         assert!(text.contains(flag), "{flag} missing from:\n{text}");
     }
 
+    let o = run(&["call", "--help"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    for flag in [
+        "--proto",
+        "--xds-server",
+        "--bootstrap",
+        "--header",
+        "--timeout",
+        "--count",
+        "--concurrency",
+        "--interval",
+        "--output",
+    ] {
+        assert!(text.contains(flag), "{flag} missing from:\n{text}");
+    }
+
     // A missing required flag is a usage error, not a crash.
     let o = run(&["control-plane"]);
     assert_eq!(o.status.code(), Some(2));

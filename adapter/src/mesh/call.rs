@@ -376,7 +376,8 @@ where
                                 },
                                 None,
                             );
-                            let (parts, _) = resp.into_parts();
+                            let (mut parts, _) = resp.into_parts();
+                            parts.extensions.insert(ServedBy(route.address));
                             if code == code::OK {
                                 guard.finished();
                                 return Ok(Response::from_parts(parts, ResponseBody::empty()));
@@ -388,7 +389,8 @@ where
                         if body.is_replayable() {
                             guard.commit();
                         }
-                        let (parts, incoming) = resp.into_parts();
+                        let (mut parts, incoming) = resp.into_parts();
+                        parts.extensions.insert(ServedBy(route.address));
                         return Ok(Response::from_parts(
                             parts,
                             ResponseBody::call(incoming, guard),
@@ -399,6 +401,12 @@ where
         }
     }
 }
+
+/// The endpoint whose answer a response carries, in the response's extensions (tonic keeps
+/// them: `response.extensions().get::<ServedBy>()`). Absent when the mesh itself answered
+/// (no route, deadline, shutdown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServedBy(pub std::net::SocketAddr);
 
 /// The response for a call that ended with `e`: the last attempt's own trailers-only answer
 /// when that is what ended it, otherwise a synthesized one.

@@ -135,7 +135,7 @@ impl DirectPool {
     }
 
     /// A connection to the next address in turn (connecting if needed).
-    async fn pick(&self) -> Result<(usize, SendRequest<AttemptBody>), String> {
+    async fn pick(&self) -> Result<(usize, SocketAddr, SendRequest<AttemptBody>), String> {
         self.resolve(false).await?;
         let n = self.lock().addrs.len();
         let mut last_err = String::new();
@@ -150,7 +150,7 @@ impl DirectPool {
                 (i, st.addrs[i], st.conns.get(i).cloned().flatten())
             };
             if let Some(c) = existing.filter(|c| !c.is_closed()) {
-                return Ok((i, c));
+                return Ok((i, addr, c));
             }
             match self.connect(addr).await {
                 Ok(c) => {
@@ -160,7 +160,7 @@ impl DirectPool {
                     {
                         *slot = Some(c.clone());
                     }
-                    return Ok((i, c));
+                    return Ok((i, addr, c));
                 }
                 Err(e) => last_err = e,
             }
@@ -217,7 +217,7 @@ impl DirectPool {
         let attempt = async {
             // One more try on another connection when the first one refused the stream.
             for _ in 0..2 {
-                let (i, mut send) = match self.pick().await {
+                let (i, addr, mut send) = match self.pick().await {
                     Ok(x) => x,
                     Err(e) => return Ok(status_response(code::UNAVAILABLE, &e)),
                 };
@@ -231,7 +231,8 @@ impl DirectPool {
                 *req.headers_mut() = parts.headers.clone();
                 match send.send_request(req).await {
                     Ok(resp) => {
-                        let (p, incoming) = resp.into_parts();
+                        let (mut p, incoming) = resp.into_parts();
+                        p.extensions.insert(super::ServedBy(addr));
                         return Ok(Response::from_parts(
                             p,
                             ResponseBody::direct(

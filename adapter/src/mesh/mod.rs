@@ -52,6 +52,7 @@ use skiff_core::xds::{Protocol, XdsClient, XdsClientConfig, XdsEvent};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
 pub use body::{AttemptBody, ResponseBody};
+pub use call::ServedBy;
 pub use channel::{Channel, ResponseFuture, WaitForReady};
 pub use headers::HeaderMapSource;
 pub use subchannel::{SecureFuture, TransportSecurity};

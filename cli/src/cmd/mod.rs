@@ -1,6 +1,7 @@
 //! One module per subcommand: each has clap `Args` and a `run(Args) -> Result<(), CliError>`.
 
 pub mod bootstrap;
+pub mod call;
 pub mod config_dump;
 pub mod control_plane;
 pub mod demo;
