@@ -13,6 +13,8 @@
 //! - **filter chains**: each accepted connection gets the chain its destination and source
 //!   select; no chain and no default chain closes it. Chains that terminate TLS are refused
 //!   until skiff's mTLS support lands (the chain's `tls` is the hook).
+//! - **CSDS** (gRFC A40): `FetchClientStatus` is answered with the process's own xDS view
+//!   (disable with [`ServerBuilder::csds`]).
 //! - **routes**: each RPC is routed in its chain's route configuration and must match a route
 //!   with `non_forwarding_action`; otherwise it fails with UNAVAILABLE before reaching the
 //!   service.
@@ -37,10 +39,13 @@ use std::sync::{Arc, Mutex};
 use std::task::Context;
 use std::time::Duration;
 
+use crate::control_plane::CSDS_FETCH_METHOD;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::{Either, Empty};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use skiff_core::resource::listener::{FilterChain, ServerListener};
@@ -70,6 +75,7 @@ impl Server {
             on_mode: None,
             template: None,
             drain_grace: Duration::from_secs(10),
+            csds: true,
         }
     }
 }
@@ -79,6 +85,7 @@ pub struct ServerBuilder {
     on_mode: Option<ModeCallback>,
     template: Option<String>,
     drain_grace: Duration,
+    csds: bool,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -119,6 +126,14 @@ impl ServerBuilder {
     /// serving (default 10 s).
     pub fn drain_grace(mut self, d: Duration) -> Self {
         self.drain_grace = d;
+        self
+    }
+
+    /// Whether the server also answers CSDS `FetchClientStatus` (gRFC A40) with this
+    /// process's xDS view — what it subscribed to, ACKed, NACKed and why — so `skiff
+    /// config-dump HOST:PORT` (or any CSDS client) can inspect a running app. On by default.
+    pub fn csds(mut self, on: bool) -> Self {
+        self.csds = on;
         self
     }
 
@@ -233,6 +248,7 @@ impl ServerBuilder {
                         mesh: mesh.clone(),
                         chain: Arc::new(chain.clone()),
                         rng: Arc::new(Mutex::new(Rng::new(random_seed()))),
+                        csds: self.csds,
                     };
                     tokio::spawn(serve_connection(
                         stream,
@@ -317,9 +333,10 @@ struct Routed<S> {
     mesh: Mesh,
     chain: Arc<FilterChain>,
     rng: Arc<Mutex<Rng>>,
+    csds: bool,
 }
 
-type Reply<B> = Response<Either<B, Empty<Bytes>>>;
+type Reply = Response<UnsyncBoxBody<Bytes, BoxError>>;
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for Routed<S>
 where
@@ -329,11 +346,17 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    type Response = Reply<B>;
+    type Response = Reply;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Reply<B>, BoxError>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Reply, BoxError>> + Send>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
+        if self.csds && req.uri().path() == CSDS_FETCH_METHOD {
+            // gRFC A40: the app's own xDS view, answered by skiff (not routed: it is an admin
+            // service, as grpc-go's admin server is).
+            let config = self.mesh.read(|core| core.xds().csds_client_config());
+            return Box::pin(std::future::ready(Ok(csds_response(config))));
+        }
         let authority = req
             .uri()
             .authority()
@@ -365,14 +388,14 @@ where
                 .await
                 .map_err(Into::into)?;
             let resp = svc.call(req).await.map_err(Into::into)?;
-            Ok(resp.map(Either::Left))
+            Ok(resp.map(|b| b.map_err(Into::into).boxed_unsync()))
         })
     }
 }
 
 /// A trailers-only gRPC response with UNAVAILABLE.
-fn unavailable<B>(message: &str) -> Reply<B> {
-    let mut r = Response::new(Either::Right(Empty::new()));
+fn unavailable(message: &str) -> Reply {
+    let mut r = Response::new(Empty::new().map_err(|e| match e {}).boxed_unsync());
     let h = r.headers_mut();
     h.insert(
         http::header::CONTENT_TYPE,
@@ -382,6 +405,26 @@ fn unavailable<B>(message: &str) -> Reply<B> {
         skiff_core::grpc::status::Code::Unavailable as u32,
         message,
     ));
+    r
+}
+
+/// `FetchClientStatus`'s answer: one `ClientConfig`, this process's.
+fn csds_response(config: skiff_core::pb::envoy::service::status::v3::ClientConfig) -> Reply {
+    let response = skiff_core::pb::envoy::service::status::v3::ClientStatusResponse {
+        config: vec![config],
+    };
+    let mut buf = bytes::BytesMut::new();
+    skiff_core::grpc::codec::encode_frame(&response, &mut buf);
+    let trailers = skiff_adapter::grpc::status_trailers(0, "");
+    let body = Full::new(buf.freeze())
+        .map_err(|e| match e {})
+        .with_trailers(async move { Some(Ok(trailers)) })
+        .boxed_unsync();
+    let mut r = Response::new(body);
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
     r
 }
 

@@ -152,6 +152,37 @@ fn the_server_serves_once_its_listener_arrives_and_stops_when_it_goes() {
             }
             assert_eq!(served.as_deref(), Some("xds-server"));
 
+            // CSDS (gRFC A40) on the app itself: its own xDS view, the server listener ACKed.
+            let csds_channel = client_mesh.channel(&addr.to_string()).expect("direct channel");
+            let mut grpc = tonic::client::Grpc::new(csds_channel);
+            grpc.ready().await.expect("ready");
+            let reply: skiff_core::pb::envoy::service::status::v3::ClientStatusResponse = grpc
+                .unary(
+                    tonic::Request::new(
+                        skiff_core::pb::envoy::service::status::v3::ClientStatusRequest::default(),
+                    ),
+                    http::uri::PathAndQuery::from_static(
+                        "/envoy.service.status.v3.ClientStatusDiscoveryService/FetchClientStatus",
+                    ),
+                    tonic_prost::ProstCodec::default(),
+                )
+                .await
+                .expect("CSDS answer")
+                .into_inner();
+            let config = &reply.config[0];
+            assert_eq!(
+                config.node.as_ref().map(|n| n.id.as_str()),
+                Some("sidecar~127.0.0.1~greeter-0.test~test.svc.cluster.local")
+            );
+            let inbound = format!("xds.istio.io/grpc/lds/inbound/{addr}");
+            let entry = config
+                .generic_xds_configs
+                .iter()
+                .find(|g| g.name == inbound)
+                .unwrap_or_else(|| panic!("{inbound} in {:#?}", config.generic_xds_configs));
+            // ClientResourceStatus::ACKED = 3.
+            assert_eq!(entry.client_status, 3, "{entry:?}");
+
             // The workload leaves the configuration: its inbound listener is deleted and the
             // server stops serving (new connections are refused).
             fx.reconfigure(&mesh_yaml("127.0.0.2", addr.port())).await;
