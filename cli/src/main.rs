@@ -55,6 +55,13 @@ enum Command {
     /// trailers; -n/-c make many calls and end with a summary (by status, by endpoint,
     /// p50/p90/p99). Exits non-zero when any call fails.
     Call(cmd::call::Args),
+    /// Scaffold a gRPC service on skiff: proto, build.rs, server, client, mesh.yaml, k8s.
+    ///
+    /// The generated Cargo project builds and runs as is: the proto is compiled by protox +
+    /// tonic-prost-build (no protoc), the server is xDS-enabled (gRFC A36) and announces its
+    /// interface, the client finds it by interface name, `mesh.yaml` runs it under `skiff
+    /// control-plane`, and `k8s/service.yaml` deploys it with Istio's proxyless grpc-agent.
+    New(cmd::new::Args),
     /// Show what a control plane's clients were sent, acknowledged and rejected (CSDS).
     ///
     /// Asks a CSDS server (gRFC A40; `skiff control-plane` is one) for its view of every
@@ -72,6 +79,7 @@ fn main() -> ExitCode {
         Command::Bootstrap(args) => cmd::bootstrap::run(args),
         Command::ConfigDump(args) => cmd::config_dump::run(args),
         Command::Call(args) => cmd::call::run(args),
+        Command::New(args) => cmd::new::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
