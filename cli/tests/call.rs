@@ -183,3 +183,100 @@ fn bad_requests_get_clear_errors() {
         "{stdout}"
     );
 }
+
+mod app {
+    use super::support::greeter::greeter_server::Greeter;
+    use super::support::greeter::{HelloReply, HelloRequest};
+
+    pub struct Hello;
+
+    #[tonic::async_trait]
+    impl Greeter for Hello {
+        async fn say_hello(
+            &self,
+            _request: tonic::Request<HelloRequest>,
+        ) -> Result<tonic::Response<HelloReply>, tonic::Status> {
+            Ok(tonic::Response::new(HelloReply::default()))
+        }
+
+        type SayHelloStreamStream = tonic::codegen::tokio_stream::Iter<
+            std::vec::IntoIter<Result<HelloReply, tonic::Status>>,
+        >;
+
+        async fn say_hello_stream(
+            &self,
+            _request: tonic::Request<HelloRequest>,
+        ) -> Result<tonic::Response<Self::SayHelloStreamStream>, tonic::Status> {
+            Err(tonic::Status::unimplemented("unary only"))
+        }
+
+        async fn say_hello_client_stream(
+            &self,
+            _request: tonic::Request<tonic::Streaming<HelloRequest>>,
+        ) -> Result<tonic::Response<HelloReply>, tonic::Status> {
+            Err(tonic::Status::unimplemented("unary only"))
+        }
+    }
+}
+
+/// `skiff config-dump` against a skiff app (its xDS-enabled server answers CSDS, gRFC A40),
+/// not only against the control plane.
+#[test]
+fn config_dump_reads_an_apps_own_xds_view() {
+    use support::greeter::greeter_server::GreeterServer;
+
+    let fx = Fixture::new();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (addr, serving) = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let ep = format!(
+            "  - {{address: 127.0.0.1, ports: {{grpc: {}}}, labels: {{version: v1}}}}\n",
+            addr.port()
+        );
+        fx.start_control_plane(Some(&mesh_yaml(&[ep], ""))).await;
+        let mesh = skiff_tokio::Mesh::builder()
+            .xds_server(skiff_tokio::XdsServerTarget::insecure(&fx.xds_target()))
+            .node_id("sidecar~127.0.0.1~app-0.test~test.svc.cluster.local")
+            .build()
+            .expect("mesh");
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let _ = skiff_tokio::Server::builder()
+                .serving_mode(move |_, m| {
+                    let _ = tx.send(m.is_serving());
+                })
+                .serve(
+                    &mesh,
+                    listener,
+                    tonic::service::Routes::new(GreeterServer::new(app::Hello)),
+                )
+                .await;
+        });
+        (addr, rx)
+    });
+    rt.block_on(async {
+        let mut serving = serving;
+        tokio::time::timeout(Duration::from_secs(20), serving.wait_for(|s| *s))
+            .await
+            .expect("the app never served")
+            .expect("mode channel");
+    });
+
+    let out = Command::new(SKIFF)
+        .args(["config-dump", &addr.to_string(), "--output", "json"])
+        .output()
+        .expect("config-dump");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let inbound = format!("xds.istio.io/grpc/lds/inbound/{addr}");
+    assert!(stdout.contains(&inbound), "{stdout}");
+    assert!(stdout.contains("app-0.test"), "{stdout}");
+    assert!(stdout.to_uppercase().contains("ACKED"), "{stdout}");
+}
