@@ -242,7 +242,7 @@ fn config_dump_reads_an_apps_own_xds_view() {
         );
         fx.start_control_plane(Some(&mesh_yaml(&[ep], ""))).await;
         let mesh = skiff_tokio::Mesh::builder()
-            .xds_server(skiff_tokio::XdsServerTarget::insecure(&fx.xds_target()))
+            .xds_server(skiff_tokio::XdsServerTarget::insecure(fx.xds_target()))
             .node_id("sidecar~127.0.0.1~app-0.test~test.svc.cluster.local")
             .build()
             .expect("mesh");
