@@ -39,6 +39,16 @@ pub struct ClientOpts {
 
 /// Runs the measurement, returns the JSON result (or an error message).
 pub fn run(opts: &ClientOpts) -> Result<Value, String> {
+    let other_runtime = match opts.variant {
+        Variant::SkiffSmol => Some(run_smol(opts)),
+        Variant::SkiffGlommio => Some(run_glommio(opts)),
+        _ => None,
+    };
+    if let Some(result) = other_runtime {
+        let mut out = result?;
+        out["vm_hwm_kib"] = json!(procs::self_vm_hwm_kib());
+        return Ok(out);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -53,6 +63,7 @@ pub fn run(opts: &ClientOpts) -> Result<Value, String> {
                     .map_err(|e| format!("connect {target}: {e}"))?;
                 measure(EchoClient::new(channel), opts).await
             }
+            Variant::SkiffSmol | Variant::SkiffGlommio => Err("not a tokio client".to_string()),
             Variant::Skiff => {
                 let xds = opts.xds.as_deref().ok_or("no --xds")?;
                 let mesh = skiff_tokio::Mesh::builder()
@@ -82,6 +93,95 @@ pub fn run(opts: &ClientOpts) -> Result<Value, String> {
     drop(rt);
     out["vm_hwm_kib"] = json!(procs::self_vm_hwm_kib());
     Ok(out)
+}
+
+/// Waits (≤ 10 s) for the first echo through a fresh mesh client: configuration arrives over ADS.
+async fn until_ready<T, S, F>(client: &mut EchoClient<T>, sleep: S) -> Result<(), String>
+where
+    T: tonic::client::GrpcService<tonic::body::Body> + Clone + 'static,
+    T::Error: Into<StdError>,
+    T::ResponseBody: Body<Data = Bytes> + Send + 'static,
+    <T::ResponseBody as Body>::Error: Into<StdError> + Send,
+    S: Fn(Duration) -> F,
+    F: std::future::Future<Output = ()>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Err(status) = client.echo(Bytes::from_static(b"ready")).await {
+        if Instant::now() > deadline {
+            return Err(format!("never became ready: {status}"));
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+/// The P client on skiff-smol: the caller under `smol::block_on`, the mesh on smol's executor.
+fn run_smol(opts: &ClientOpts) -> Result<Value, String> {
+    if opts.open {
+        return Err("the open-loop regime runs on tokio only".into());
+    }
+    let xds = opts.xds.clone().ok_or("no --xds")?;
+    smol::block_on(async {
+        let mesh = skiff_smol::Mesh::builder()
+            .xds_server(skiff_smol::XdsServerTarget::insecure(xds.as_str()))
+            .build()
+            .map_err(|e| format!("skiff-smol mesh: {e}"))?;
+        let channel = mesh
+            .channel(super::skiff::TARGET)
+            .map_err(|e| format!("skiff-smol channel: {e}"))?;
+        let mut client = EchoClient::new(channel);
+        until_ready(&mut client, |d| async move {
+            async_io::Timer::after(d).await;
+        })
+        .await?;
+        // `opts.open` is false here (refused above): `measure` runs the service-time regime.
+        let result = measure(client, opts).await;
+        mesh.shutdown().await;
+        result
+    })
+}
+
+/// The P client on skiff-glommio: one executor (pinned by the orchestrator's CPU affinity)
+/// running the xDS shard and the data plane over io_uring sockets.
+#[cfg(target_os = "linux")]
+fn run_glommio(opts: &ClientOpts) -> Result<Value, String> {
+    if opts.open {
+        return Err("the open-loop regime runs on tokio only".into());
+    }
+    skiff_glommio::check_environment().map_err(|e| format!("glommio unavailable: {e}"))?;
+    let xds = opts.xds.clone().ok_or("no --xds")?;
+    let opts = opts.clone();
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .name("latency")
+        .spawn(move || async move {
+            let builder = || {
+                skiff_glommio::Mesh::builder()
+                    .xds_server(skiff_glommio::XdsServerTarget::insecure(xds.as_str()))
+            };
+            let shard = builder()
+                .build_shard(skiff_glommio::runtime())
+                .map_err(|e| format!("skiff-glommio shard: {e}"))?;
+            let mesh = builder()
+                .build_fed(skiff_glommio::runtime(), &shard)
+                .map_err(|e| format!("skiff-glommio mesh: {e}"))?;
+            let channel = mesh
+                .channel(super::skiff::TARGET)
+                .map_err(|e| format!("skiff-glommio channel: {e}"))?;
+            let mut client = EchoClient::new(channel);
+            until_ready(&mut client, glommio::timer::sleep).await?;
+            let result = measure(client, &opts).await;
+            mesh.shutdown().await;
+            shard.shutdown().await;
+            result
+        })
+        .map_err(|e| format!("glommio executor: {e}"))?
+        .join()
+        .map_err(|e| format!("glommio executor: {e}"))?
+}
+
+#[cfg(not(target_os = "linux"))]
+fn run_glommio(_opts: &ClientOpts) -> Result<Value, String> {
+    Err("skiff-glommio runs on Linux only".into())
 }
 
 async fn measure<T>(client: EchoClient<T>, opts: &ClientOpts) -> Result<Value, String>

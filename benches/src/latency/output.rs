@@ -346,6 +346,42 @@ pub fn goals(r: &Results, s: &BTreeMap<(Key, Variant), Summary>) -> Vec<Goal> {
             ));
         }
     }
+    // G7: the three runtimes' P within ±10 % of each other at p50.
+    let runtimes: Vec<(Variant, f64)> = [P, Variant::SkiffSmol, Variant::SkiffGlommio]
+        .into_iter()
+        .filter_map(|v| get(v).map(|x| (v, x.median.p50)))
+        .collect();
+    if runtimes.len() >= 2 {
+        let lo = runtimes
+            .iter()
+            .map(|(_, p)| *p)
+            .fold(f64::INFINITY, f64::min);
+        let hi = runtimes.iter().map(|(_, p)| *p).fold(0.0, f64::max);
+        let listed = runtimes
+            .iter()
+            .map(|(v, p)| format!("{v} {p:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        g.push(Goal {
+            id: "G7",
+            what: format!("runtimes' p50 spread (max/min), service time {payload} B"),
+            target: "<= 1.10x".into(),
+            measured: format!("{:.3}x ({listed} µs)", hi / lo),
+            met: Some(hi / lo <= 1.10),
+            note: if runtimes.len() < 3 {
+                "not every runtime was measured".into()
+            } else {
+                String::new()
+            },
+        });
+    } else {
+        g.push(Goal::na(
+            "G7",
+            "tokio, smol and glommio p50 within ±10%",
+            "",
+            "fewer than two runtimes measured".to_string(),
+        ));
+    }
     // Generator precision (performance.md §5.8).
     if let (Some(&rate), Some(d)) = (r.opts.rates.first(), get(D)) {
         let k = Key::Open(rate, r.opts.open_payload);
@@ -446,7 +482,7 @@ pub fn table(r: &Results, s: &BTreeMap<(Key, Variant), Summary>, goals: &[Goal])
         let _ = writeln!(t, "\n-- {} — median of kept rounds, µs --", key.title());
         let _ = writeln!(
             t,
-            "{:<3} {:>8} {:>8} {:>8} {:>8} {:>8}  {:>15} {:>9} {:>6} {:>6}  {:>8} {:>8} {:>8} {:>7} {:>6}{}",
+            "{:<8} {:>8} {:>8} {:>8} {:>8} {:>8}  {:>15} {:>9} {:>6} {:>6}  {:>8} {:>8} {:>8} {:>7} {:>6}{}",
             "",
             "p50",
             "p90",
@@ -474,14 +510,14 @@ pub fn table(r: &Results, s: &BTreeMap<(Key, Variant), Summary>, goals: &[Goal])
             if x.rounds.is_empty() {
                 let _ = writeln!(
                     t,
-                    "{:<3} no valid rounds: {}",
+                    "{:<8} no valid rounds: {}",
                     v.label(),
                     x.failed.join("; ")
                 );
                 continue;
             }
             let mut row = format!(
-                "{:<3} {:>8} {:>8} {:>8} {:>8} {:>8}  {:>15} {:>9} {:>6} {:>6}  {:>8} {:>8} {:>8} {:>7} {:>6}",
+                "{:<8} {:>8} {:>8} {:>8} {:>8} {:>8}  {:>15} {:>9} {:>6} {:>6}  {:>8} {:>8} {:>8} {:>7} {:>6}",
                 v.label(),
                 f1(x.median.p50),
                 f1(x.median.p90),
@@ -533,7 +569,7 @@ pub fn table(r: &Results, s: &BTreeMap<(Key, Variant), Summary>, goals: &[Goal])
                     )
                 })
                 .collect();
-            let _ = writeln!(t, "    {:<3} {}", v.label(), rounds.join("  "));
+            let _ = writeln!(t, "    {:<8} {}", v.label(), rounds.join("  "));
         }
     }
     let _ = writeln!(

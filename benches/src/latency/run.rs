@@ -130,7 +130,7 @@ impl Infra {
                     a.extend(["--target".into(), c.entry.to_string()]);
                 }
             }
-            Variant::Skiff => {
+            Variant::Skiff | Variant::SkiffSmol | Variant::SkiffGlommio => {
                 if let Some((_, addr)) = &self.control_plane {
                     a.extend(["--xds".into(), addr.clone()]);
                 }
@@ -331,7 +331,7 @@ fn start_infra(
         }
     }
     let mut control_plane = None;
-    if o.variants.contains(&Variant::Skiff) {
+    if o.variants.iter().any(|v| v.is_skiff()) {
         {
             let mut args = vec![
                 "--role".to_string(),
@@ -350,7 +350,9 @@ fn start_infra(
                 Ok(cp) => control_plane = Some(cp),
                 Err(e) => {
                     eprintln!("P skipped: {e}");
-                    unavailable.insert(Variant::Skiff, e);
+                    for v in o.variants.iter().filter(|v| v.is_skiff()) {
+                        unavailable.insert(*v, e.clone());
+                    }
                 }
             }
         }
@@ -434,6 +436,9 @@ pub fn orchestrate(o: BenchOpts) -> Result<(), String> {
             order.rotate_left((round - 1) % n);
             let mut line = format!("round {round}/{planned} {:<24}", key.slug());
             for v in order {
+                if matches!(key, Key::Open(..)) && !v.open_loop() {
+                    continue;
+                }
                 if Instant::now() > deadline {
                     truncated = true;
                     break;

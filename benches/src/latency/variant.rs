@@ -11,16 +11,42 @@ pub enum Variant {
     Skiff,
     /// Plain tonic client -> nghttpx -> HAProxy -> server: Istio's two sidecars.
     Sidecar2,
+    /// The same as `Skiff` on skiff-smol (the client under `smol::block_on`).
+    SkiffSmol,
+    /// The same as `Skiff` on skiff-glommio (one executor: xDS shard + data plane, io_uring).
+    SkiffGlommio,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 3] = [Variant::Direct, Variant::Skiff, Variant::Sidecar2];
+    pub const ALL: [Variant; 5] = [
+        Variant::Direct,
+        Variant::Skiff,
+        Variant::Sidecar2,
+        Variant::SkiffSmol,
+        Variant::SkiffGlommio,
+    ];
+
+    /// A skiff client (needs the control plane).
+    pub fn is_skiff(self) -> bool {
+        matches!(
+            self,
+            Variant::Skiff | Variant::SkiffSmol | Variant::SkiffGlommio
+        )
+    }
+
+    /// Whether the open-loop regime is measured (its load generator runs on tokio; the smol and
+    /// glommio clients are measured in service time, the runtime comparison of the issue).
+    pub fn open_loop(self) -> bool {
+        !matches!(self, Variant::SkiffSmol | Variant::SkiffGlommio)
+    }
 
     pub fn label(self) -> &'static str {
         match self {
             Variant::Direct => "D",
             Variant::Skiff => "P",
             Variant::Sidecar2 => "S2",
+            Variant::SkiffSmol => "Psmol",
+            Variant::SkiffGlommio => "Pglommio",
         }
     }
 
@@ -33,6 +59,10 @@ impl Variant {
             Variant::Sidecar2 => {
                 "sidecars: tonic client -> nghttpx -> HAProxy -> server (h2c, 1 worker each)"
             }
+            Variant::SkiffSmol => "skiff on smol: the P client on skiff-smol (no tokio runtime)",
+            Variant::SkiffGlommio => {
+                "skiff on glommio: the P client on skiff-glommio (io_uring, one executor)"
+            }
         }
     }
 
@@ -41,6 +71,8 @@ impl Variant {
             "D" | "DIRECT" => Some(Variant::Direct),
             "P" | "SKIFF" | "PROXYLESS" => Some(Variant::Skiff),
             "S2" | "SIDECAR" | "SIDECARS" => Some(Variant::Sidecar2),
+            "PSMOL" | "SMOL" => Some(Variant::SkiffSmol),
+            "PGLOMMIO" | "GLOMMIO" => Some(Variant::SkiffGlommio),
             _ => None,
         }
     }
@@ -51,6 +83,8 @@ impl Variant {
             Variant::Direct => "#1f77b4",
             Variant::Skiff => "#2ca02c",
             Variant::Sidecar2 => "#d62728",
+            Variant::SkiffSmol => "#9467bd",
+            Variant::SkiffGlommio => "#ff7f0e",
         }
     }
 }
