@@ -357,15 +357,15 @@ where
             let config = self.mesh.read(|core| core.xds().csds_client_config());
             return Box::pin(std::future::ready(Ok(csds_response(config))));
         }
+        // Borrowed: the per-RPC path allocates nothing for routing.
         let authority = req
             .uri()
             .authority()
-            .map(|a| a.as_str().to_string())
+            .map(|a| a.as_str())
             .or_else(|| {
                 req.headers()
                     .get(http::header::HOST)
                     .and_then(|h| h.to_str().ok())
-                    .map(str::to_string)
             })
             .unwrap_or_default();
         let verdict = {
@@ -377,7 +377,7 @@ where
             };
             let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
             self.mesh
-                .read(|core| route_rpc(core.xds(), &self.chain, &authority, &head, &mut rng))
+                .read(|core| route_rpc(core.xds(), &self.chain, authority, &head, &mut rng))
         };
         if let Err(refused) = verdict {
             return Box::pin(std::future::ready(Ok(unavailable(&refused.0))));

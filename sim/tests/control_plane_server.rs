@@ -80,9 +80,14 @@ fn both() -> [Protocol; 2] {
     [Protocol::StateOfTheWorld, Protocol::Delta]
 }
 
-/// The endpoint addresses the client holds for an EDS resource.
+/// The endpoint addresses the client holds for an EDS resource under `LISTENER`.
 fn endpoints(w: &World<PlaneServer>, eds: &str) -> BTreeSet<String> {
-    let snap = build_snapshot(&w.client, [LISTENER], None);
+    endpoints_under(w, LISTENER, eds)
+}
+
+/// The endpoint addresses the client holds for an EDS resource under the listener `root`.
+fn endpoints_under(w: &World<PlaneServer>, root: &str, eds: &str) -> BTreeSet<String> {
+    let snap = build_snapshot(&w.client, [root], None);
     snap.endpoints
         .get(eds)
         .map(|e| {
@@ -332,16 +337,7 @@ spec:
             w.client.entry(ResourceType::Listener, GREETER)
         );
         let eds = "outbound|50051||greeter.default.svc.cluster.local";
-        let eps: BTreeSet<String> = snap
-            .endpoints
-            .get(eds)
-            .map(|e| {
-                e.localities
-                    .iter()
-                    .flat_map(|l| l.endpoints.iter().map(|ep| ep.address.to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let eps = endpoints_under(&w, GREETER, eds);
         assert_eq!(eps, set(&["10.0.9.9:50051"]), "{protocol:?}");
         let dump = w.server.plane.config_dump();
         assert_eq!(

@@ -191,10 +191,10 @@ pub fn route_rpc(
     head: &RequestHead<'_>,
     rng: &mut Rng,
 ) -> Result<(), Refused> {
-    let rc: Arc<RouteConfig> = match &chain.hcm.routes {
-        RouteSource::Inline(rc) => Arc::clone(rc),
+    let rc: &RouteConfig = match &chain.hcm.routes {
+        RouteSource::Inline(rc) => rc,
         RouteSource::Rds(name) => match client.resource(ResourceType::RouteConfiguration, name) {
-            Some(Resource::RouteConfiguration(rc)) => Arc::clone(rc),
+            Some(Resource::RouteConfiguration(rc)) => rc,
             _ => {
                 return Err(Refused(format!(
                     "route configuration {name} is not available"
@@ -202,7 +202,7 @@ pub fn route_rpc(
             }
         },
     };
-    let Some(vh) = select_virtual_host(&rc, authority).and_then(|i| rc.virtual_hosts.get(i)) else {
+    let Some(vh) = select_virtual_host(rc, authority).and_then(|i| rc.virtual_hosts.get(i)) else {
         return Err(Refused(format!(
             "no virtual host for authority {authority:?}"
         )));
