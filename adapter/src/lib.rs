@@ -13,6 +13,8 @@
 //!   credentials.
 //! - [`shard`]: one xDS client feeding many data planes ([`XdsShard`]), for thread-per-core
 //!   runtimes: the snapshot is built once and shared as `Arc<Snapshot>`.
+//! - [`server`]: the xDS-enabled gRPC server (gRFC A36) with CSDS on the app, for every
+//!   runtime that implements [`server::ServeOn`].
 //! - [`runtime`]: the seam: [`Runtime`] (spawn, sleep until, resolve, dial TCP/unix, TLS
 //!   handshake, hyper IO) and [`Flavor`] (how a [`Mesh`] finds the runtime it is built on).
 //!
@@ -34,6 +36,7 @@ pub mod connect;
 pub mod grpc;
 pub mod mesh;
 pub mod runtime;
+pub mod server;
 pub mod shard;
 
 pub use ads::{
@@ -47,4 +50,5 @@ pub use mesh::{
     MeshOptions, ResponseBody, ServedBy, TransportSecurity, WaitForReady,
 };
 pub use runtime::{BoxIo, Flavor, Rt, Runtime};
+pub use server::{Server, ServerBuilder, ServerService, ServerXds, ServingMode};
 pub use shard::{ShardMachine, XdsShard};

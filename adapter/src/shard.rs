@@ -8,7 +8,7 @@
 //! with its own balancers, subchannels and calls: it installs every published snapshot and
 //! registers the names its channels open. Nothing on a data plane's RPC path touches the shard.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use skiff_core::ids::AdsStreamId;
@@ -27,6 +27,9 @@ use crate::ads::{AdsAction, AdsMachine, DriverClosed, DriverHandle};
 pub struct ShardMachine {
     xds: XdsClient,
     roots: BTreeSet<String>,
+    /// Server Listeners watched, with how many servers watch each (one per executor when every
+    /// executor serves the same port).
+    servers: BTreeMap<String, usize>,
     built_from: Option<u64>,
     snapshot: Arc<Snapshot>,
     generation: u64,
@@ -44,6 +47,7 @@ impl ShardMachine {
         ShardMachine {
             xds: XdsClient::new(config, rng, now),
             roots: BTreeSet::new(),
+            servers: BTreeMap::new(),
             built_from: None,
             snapshot: Arc::new(Snapshot::default()),
             generation: 0,
@@ -69,6 +73,28 @@ impl ShardMachine {
             self.xds.watch(now, ResourceType::Listener, name);
             self.built_from = None;
             self.refresh();
+        }
+    }
+
+    /// Watches the server Listener `name` (gRFC A36) for one more server.
+    pub fn watch_server_listener(&mut self, now: Instant, name: &str) {
+        let n = self.servers.entry(name.to_string()).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            self.xds.watch(now, ResourceType::Listener, name);
+        }
+    }
+
+    /// One server stopped watching `name`; the last one unsubscribes it.
+    pub fn unwatch_server_listener(&mut self, now: Instant, name: &str) {
+        if let Some(n) = self.servers.get_mut(name) {
+            *n -= 1;
+            if *n == 0 {
+                self.servers.remove(name);
+                if !self.roots.contains(name) {
+                    self.xds.unwatch(now, ResourceType::Listener, name);
+                }
+            }
         }
     }
 

@@ -28,6 +28,11 @@
 //! # let _ = replies; Ok(()) }
 //! ```
 //!
+//! Services serve with [`Server`], the xDS-enabled gRPC server (gRFC A36), one per executor
+//! on the same port (`SO_REUSEPORT`): `Server::builder().serve(&core.mesh, listener, routes)`.
+//! Each executor accepts, serves and routes its own connections; the server Listener comes
+//! from the one shard.
+//!
 //! ## The run loop
 //!
 //! [`run_per_core`] starts `n` executors, each pinned to its own CPU. Executor 0 also starts the
@@ -63,6 +68,7 @@
 #![cfg(target_os = "linux")]
 
 pub mod runtime;
+pub mod server;
 
 use std::fmt;
 use std::future::Future;
@@ -70,6 +76,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use runtime::Glommio;
+pub use server::{Server, ServerBuilder, ServingMode};
 use skiff_adapter::runtime::Rt;
 pub use skiff_adapter::{
     BoxError, Channel, ConnectError, HeaderMapSource, MeshError, MeshEvent, MeshOptions,

@@ -36,7 +36,7 @@ pub struct Glommio;
 
 /// hyper's executor for `!Send` futures: the connection's tasks stay on its executor.
 #[derive(Clone, Copy, Debug)]
-struct LocalExec;
+pub(crate) struct LocalExec;
 
 impl<F> hyper::rt::Executor<F> for LocalExec
 where

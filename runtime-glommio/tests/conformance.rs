@@ -78,6 +78,30 @@ impl TestRuntime for GlommioClient {
     async fn sleep(d: Duration) {
         async_io::Timer::after(d).await;
     }
+
+    async fn serve(
+        &self,
+        routes: tonic::service::Routes,
+        modes: support::ModeLog,
+        stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> std::net::SocketAddr {
+        let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // A data plane fed by the shard: the server reads its Listener from the shard.
+        let mesh = self.mesh.clone();
+        glommio::spawn_local(async move {
+            skiff_glommio::Server::builder()
+                .serving_mode(move |_, m| modes.lock().unwrap().push(m.clone()))
+                .drain_grace(Duration::from_secs(1))
+                .serve_with_shutdown(&mesh, listener, routes, async {
+                    let _ = stop.await;
+                })
+                .await
+                .expect("server");
+        })
+        .detach();
+        addr
+    }
 }
 
 /// Whether glommio can run here: `false` (with the reason printed) outside CI, a panic in CI.
@@ -130,6 +154,8 @@ conformance!(
     control_plane_restart,
     bad_config_keeps_old,
     goaway_graceful_shutdown,
+    body_ends_at_trailers,
+    xds_server,
 );
 
 /// Thread-per-core: two executors, each calling through its own data plane; one shard, one
@@ -187,5 +213,129 @@ fn per_core_data_planes_share_one_ads_stream() {
         assert_eq!(index, i);
         assert_eq!(answered, 20);
         assert_eq!(streams, 1, "one ADS stream for every executor");
+    }
+}
+
+/// Thread-per-core serving: every executor runs an xDS-enabled server on the same port
+/// (`SO_REUSEPORT`), each configured by the one shard; the kernel spreads new connections
+/// over them and each executor answers its own.
+#[test]
+fn per_core_servers_share_one_port() {
+    if !environment_ok() {
+        return;
+    }
+    support::init_logs();
+    let fx = Arc::new(Fixture::new());
+    let setup = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    setup.block_on(fx.start_control_plane(Some(&mesh_yaml(
+        &["  - {address: 127.0.0.2, ports: {grpc: 1}}\n".to_string()],
+        "",
+    ))));
+    let xds = fx.xds_target();
+    let executors = Executors::new(2);
+    // Executor 0 binds port 0 and tells the others which port it got.
+    let (port_tx, port_rx) = tokio::sync::watch::channel(None::<u16>);
+    let port_tx = Arc::new(port_tx);
+    // Executor 0 says when the calls are done: every server serves until then.
+    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+    let done_tx = Arc::new(done_tx);
+    let app_fx = Arc::clone(&fx);
+    let results = skiff_glommio::run_per_core(
+        executors,
+        move || fast(&xds),
+        move |core| {
+            let (fx, port_tx, mut port_rx) =
+                (Arc::clone(&app_fx), Arc::clone(&port_tx), port_rx.clone());
+            let (done_tx, mut done_rx) = (Arc::clone(&done_tx), done_rx.clone());
+            async move {
+                let listener = if core.index == 0 {
+                    let l = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+                    port_tx.send_replace(Some(l.local_addr().expect("addr").port()));
+                    l
+                } else {
+                    let port = *port_rx.wait_for(Option::is_some).await.expect("port");
+                    glommio::net::TcpListener::bind(("127.0.0.1", port.expect("port")))
+                        .expect("bind the shared port")
+                };
+                let addr = listener.local_addr().expect("addr");
+                let modes = support::ModeLog::default();
+                let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+                let seen = support::ModeLog::clone(&modes);
+                let mesh = core.mesh.clone();
+                let routes = support::greeter_routes(&format!("core-{}", core.index));
+                let server = glommio::spawn_local(async move {
+                    skiff_glommio::Server::builder()
+                        .serving_mode(move |_, m| seen.lock().unwrap().push(m.clone()))
+                        .serve_with_shutdown(&mesh, listener, routes, async {
+                            let _ = stop_rx.await;
+                        })
+                        .await
+                });
+                let limit = async {
+                    async_io::Timer::after(CASE_LIMIT).await;
+                };
+                let served = bounded(limit, async {
+                    if core.index == 0 {
+                        let endpoint = format!(
+                            "  - {{address: 127.0.0.1, ports: {{grpc: {}}}}}\n",
+                            addr.port()
+                        );
+                        fx.reconfigure(&mesh_yaml(&[endpoint], "")).await;
+                    }
+                    while !modes.lock().unwrap().last().is_some_and(|m| m.is_serving()) {
+                        async_io::Timer::after(Duration::from_millis(20)).await;
+                    }
+                    if core.index != 0 {
+                        let _ = done_rx.wait_for(|d| *d).await;
+                        return Vec::new();
+                    }
+                    // Both executors serve now (the other one waits for the same Listener from
+                    // the same shard); give it a moment to be seen serving too.
+                    async_io::Timer::after(Duration::from_millis(200)).await;
+                    // 24 fresh connections from a plain tonic client on the fixture's runtime.
+                    let who = fx
+                        .run(async move {
+                            let mut who = Vec::new();
+                            for i in 0..24 {
+                                let ch = tonic::transport::Endpoint::from_shared(format!(
+                                    "http://{addr}"
+                                ))
+                                .expect("endpoint")
+                                .connect()
+                                .await
+                                .expect("connect");
+                                let reply = GreeterClient::new(ch)
+                                    .say_hello(HelloRequest {
+                                        name: format!("conn {i}"),
+                                        count: 0,
+                                    })
+                                    .await
+                                    .expect("call")
+                                    .into_inner();
+                                who.push(reply.backend);
+                            }
+                            who
+                        })
+                        .await;
+                    done_tx.send_replace(true);
+                    who
+                })
+                .await;
+                let _ = stop_tx.send(());
+                server.await.expect("server");
+                served
+            }
+        },
+    )
+    .expect("run_per_core");
+    let who: Vec<String> = results.into_iter().flatten().collect();
+    assert_eq!(who.len(), 24);
+    for core in ["core-0", "core-1"] {
+        assert!(
+            who.iter().any(|w| w == core),
+            "{core} served no connection: {who:?}"
+        );
     }
 }

@@ -22,6 +22,9 @@
 //! # }
 //! ```
 //!
+//! Services serve with [`Server`], the xDS-enabled gRPC server (gRFC A36) of skiff-tokio
+//! with async-net's `TcpListener`: `Server::builder().serve(&mesh, listener, routes)`.
+//!
 //! ## How it runs
 //!
 //! Everything but the runtime is skiff-adapter's: this crate is its
@@ -39,8 +42,10 @@
 //! runtime, is not used). `tokio::sync` channels are used for signalling: they need no runtime.
 
 pub mod runtime;
+pub mod server;
 
 pub use runtime::Smol;
+pub use server::{Server, ServerBuilder, ServingMode};
 pub use skiff_adapter::{
     AdsAction, AdsMachine, AdsStatus, BoxError, Channel, ConnectError, DriverClosed, DriverHandle,
     DriverOptions, Endpoint, HeaderMapSource, MeshError, MeshEvent, MeshOptions, ResponseBody,

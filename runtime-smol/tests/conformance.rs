@@ -120,6 +120,36 @@ impl TestRuntime for SmolClient {
     async fn sleep(d: Duration) {
         async_io::Timer::after(d).await;
     }
+
+    async fn serve(
+        &self,
+        routes: tonic::service::Routes,
+        modes: support::ModeLog,
+        stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> SocketAddr {
+        let listener = async_net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mesh = self.mesh.clone();
+        let mut server = Box::pin(async move {
+            skiff_smol::Server::builder()
+                .serving_mode(move |_, m| modes.lock().unwrap().push(m.clone()))
+                .drain_grace(Duration::from_secs(1))
+                .serve_with_shutdown(&mesh, listener, routes, async {
+                    let _ = stop.await;
+                })
+                .await
+                .expect("server");
+        });
+        // The server's own loop is checked for tokio on every poll too.
+        smol::spawn(std::future::poll_fn(move |cx| {
+            check_no_tokio();
+            server.as_mut().poll(cx)
+        }))
+        .detach();
+        addr
+    }
 }
 
 /// Runs a case under `smol::block_on`, with no tokio runtime on this thread.
@@ -160,6 +190,8 @@ conformance!(
     control_plane_restart,
     bad_config_keeps_old,
     goaway_graceful_shutdown,
+    body_ends_at_trailers,
+    xds_server,
 );
 
 /// `Mesh::builder().build()` finds smol on its own (no runtime handed in) and serves RPCs.

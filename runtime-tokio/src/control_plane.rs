@@ -910,9 +910,9 @@ async fn serve_stream(
     }
 }
 
-/// CSDS's unary method (gRFC A40): what every connected client was sent, ACKed and NACKed.
-pub const CSDS_FETCH_METHOD: &str =
-    "/envoy.service.status.v3.ClientStatusDiscoveryService/FetchClientStatus";
+/// CSDS's unary method (gRFC A40): on the control plane, what every connected client was
+/// sent, ACKed and NACKed.
+pub use skiff_adapter::server::CSDS_FETCH_METHOD;
 
 /// Answers one `FetchClientStatus` call from the control plane's per-stream view.
 async fn serve_csds(

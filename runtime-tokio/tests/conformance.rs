@@ -64,6 +64,30 @@ impl TestRuntime for Tokio {
     async fn sleep(d: Duration) {
         tokio::time::sleep(d).await;
     }
+
+    async fn serve(
+        &self,
+        routes: tonic::service::Routes,
+        modes: support::ModeLog,
+        stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mesh = self.mesh.clone();
+        tokio::spawn(async move {
+            skiff_tokio::Server::builder()
+                .serving_mode(move |_, m| modes.lock().unwrap().push(m.clone()))
+                .drain_grace(Duration::from_secs(1))
+                .serve_with_shutdown(&mesh, listener, routes, async {
+                    let _ = stop.await;
+                })
+                .await
+                .expect("server");
+        });
+        addr
+    }
 }
 
 macro_rules! conformance {
@@ -86,6 +110,8 @@ conformance!(
     control_plane_restart,
     bad_config_keeps_old,
     goaway_graceful_shutdown,
+    body_ends_at_trailers,
+    xds_server,
 );
 
 // ---- tokio-specific -----------------------------------------------------------------------

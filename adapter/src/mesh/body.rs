@@ -305,6 +305,10 @@ impl Body for ResponseBody {
                                     None,
                                 );
                                 guard.finished();
+                                // Trailers end the stream: polling on (`BodyExt::collect`
+                                // does) must not turn the mesh's note that the call ended
+                                // into a second, wrong status.
+                                this.inner = Inner::Empty;
                             }
                             return Poll::Ready(Some(Ok(frame)));
                         }

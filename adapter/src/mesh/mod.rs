@@ -657,6 +657,11 @@ impl<F: Flavor> Mesh<F> {
         r
     }
 
+    /// The shard feeding this data plane ([`MeshBuilder::build_fed`]), if any.
+    pub(crate) fn feed(&self) -> Option<&XdsShard> {
+        self.shared.feed.as_ref()
+    }
+
     /// Reads the core.
     pub fn read<R>(&self, f: impl FnOnce(&CoreMesh) -> R) -> R {
         f(&self.shared.lock().core)

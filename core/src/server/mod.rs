@@ -13,7 +13,12 @@
 //! - per RPC, the route in that chain's route configuration: it must carry
 //!   `non_forwarding_action`, and an RPC that matches no route, or a route of another kind,
 //!   fails with UNAVAILABLE ([`route_rpc`]).
+//!
+//! A runtime adapter resolves all of it once per configuration change into a [`ServerView`]
+//! (mode, Listener, the RDS route configurations its chains name) and shares that with its
+//! connections: routing an RPC then reads the view only, never the xDS client.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -181,6 +186,68 @@ pub fn select_filter_chain(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refused(pub String);
 
+/// A server's configuration at one moment, resolved from the xDS cache: what its connections
+/// need, with no reference back to the client.
+#[derive(Clone, Debug)]
+pub struct ServerView {
+    /// Serving or not, and why.
+    pub mode: ServingMode,
+    /// The Listener in force (`Some` exactly when serving).
+    pub listener: Option<Arc<ServerListener>>,
+    /// The route configurations the Listener's chains fetch by RDS, by name (those the cache
+    /// has; a missing one refuses the chain's RPCs).
+    pub rds: BTreeMap<String, Arc<RouteConfig>>,
+}
+
+impl ServerView {
+    /// The view of the server on `addr` watching the Listener `name`.
+    pub fn resolve(client: &XdsClient, name: &str, addr: SocketAddr) -> ServerView {
+        let (mode, listener) = serving_state(client, name, addr);
+        let mut rds = BTreeMap::new();
+        if let Some(l) = &listener {
+            for chain in l.filter_chains.iter().chain(&l.default_filter_chain) {
+                if let RouteSource::Rds(rc_name) = &chain.hcm.routes
+                    && let Some(Resource::RouteConfiguration(rc)) =
+                        client.resource(ResourceType::RouteConfiguration, rc_name)
+                {
+                    rds.insert(rc_name.clone(), Arc::clone(rc));
+                }
+            }
+        }
+        ServerView {
+            mode,
+            listener: listener.map(Arc::new),
+            rds,
+        }
+    }
+
+    /// A view that is not serving, for `why`.
+    pub fn not_serving(why: impl Into<String>) -> ServerView {
+        ServerView {
+            mode: ServingMode::NotServing(why.into()),
+            listener: None,
+            rds: BTreeMap::new(),
+        }
+    }
+
+    /// [`route_rpc`] against this view's route configurations.
+    pub fn route(
+        &self,
+        chain: &FilterChain,
+        authority: &str,
+        head: &RequestHead<'_>,
+        rng: &mut Rng,
+    ) -> Result<(), Refused> {
+        route_in(
+            |name| self.rds.get(name).map(|rc| &**rc),
+            chain,
+            authority,
+            head,
+            rng,
+        )
+    }
+}
+
 /// Routes one RPC on a connection that uses `chain` (gRFC A36): the virtual host for
 /// `authority`, then the first matching route, which must be a `non_forwarding_action`.
 /// Route configurations fetched by RDS are looked up in `client`'s cache.
@@ -191,16 +258,30 @@ pub fn route_rpc(
     head: &RequestHead<'_>,
     rng: &mut Rng,
 ) -> Result<(), Refused> {
+    route_in(
+        |name| match client.resource(ResourceType::RouteConfiguration, name) {
+            Some(Resource::RouteConfiguration(rc)) => Some(&**rc),
+            _ => None,
+        },
+        chain,
+        authority,
+        head,
+        rng,
+    )
+}
+
+/// Routes one RPC with RDS route configurations from `rds`.
+fn route_in<'a>(
+    rds: impl FnOnce(&str) -> Option<&'a RouteConfig>,
+    chain: &'a FilterChain,
+    authority: &str,
+    head: &RequestHead<'_>,
+    rng: &mut Rng,
+) -> Result<(), Refused> {
     let rc: &RouteConfig = match &chain.hcm.routes {
         RouteSource::Inline(rc) => rc,
-        RouteSource::Rds(name) => match client.resource(ResourceType::RouteConfiguration, name) {
-            Some(Resource::RouteConfiguration(rc)) => rc,
-            _ => {
-                return Err(Refused(format!(
-                    "route configuration {name} is not available"
-                )));
-            }
-        },
+        RouteSource::Rds(name) => rds(name)
+            .ok_or_else(|| Refused(format!("route configuration {name} is not available")))?,
     };
     let Some(vh) = select_virtual_host(rc, authority).and_then(|i| rc.virtual_hosts.get(i)) else {
         return Err(Refused(format!(

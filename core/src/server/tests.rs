@@ -104,3 +104,92 @@ fn no_match_falls_back_to_the_default_chain_or_closes() {
     let l = listener(vec![only], None);
     assert_eq!(pick(&l, "10.0.0.1:8080", "10.0.0.2:1"), None);
 }
+
+mod view {
+    use super::*;
+    use crate::pb::envoy::config::route::v3 as pb;
+    use crate::resource::Ignored;
+    use crate::rng::Seed;
+    use crate::router::SliceHeaders;
+    use std::collections::BTreeMap;
+
+    /// A route configuration with one virtual host (`*`) whose `/ok.` routes are served here
+    /// (non-forwarding) and whose `/fwd.` routes go to a cluster (not servable).
+    fn routes() -> Arc<RouteConfig> {
+        let prefix = |p: &str| {
+            Some(pb::RouteMatch {
+                path_specifier: Some(pb::route_match::PathSpecifier::Prefix(p.into())),
+                ..Default::default()
+            })
+        };
+        let rc = pb::RouteConfiguration {
+            name: "r".into(),
+            virtual_hosts: vec![pb::VirtualHost {
+                name: "vh".into(),
+                domains: vec!["*".into()],
+                routes: vec![
+                    pb::Route {
+                        r#match: prefix("/ok."),
+                        action: Some(pb::route::Action::NonForwardingAction(
+                            pb::NonForwardingAction {},
+                        )),
+                        ..Default::default()
+                    },
+                    pb::Route {
+                        r#match: prefix("/fwd."),
+                        action: Some(pb::route::Action::Route(pb::RouteAction {
+                            cluster_specifier: Some(pb::route_action::ClusterSpecifier::Cluster(
+                                "c".into(),
+                            )),
+                            ..Default::default()
+                        })),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        Arc::new(RouteConfig::from_proto(&rc, &mut Ignored::default()).unwrap())
+    }
+
+    fn view(rds: BTreeMap<String, Arc<RouteConfig>>) -> ServerView {
+        ServerView {
+            mode: ServingMode::Serving,
+            listener: Some(Arc::new(listener(vec![chain("a")], None))),
+            rds,
+        }
+    }
+
+    fn route(v: &ServerView, chain: &FilterChain, path: &str) -> Result<(), Refused> {
+        let headers = SliceHeaders::new(&[]);
+        let head = RequestHead {
+            path,
+            headers: &headers,
+            channel_id: 0,
+        };
+        v.route(chain, "svc.test:80", &head, &mut Rng::new(Seed(1)))
+    }
+
+    #[test]
+    fn rpcs_route_in_the_views_rds_configuration() {
+        let v = view(BTreeMap::from([("r".to_string(), routes())]));
+        let c = chain("a"); // RDS "r"
+        assert_eq!(route(&v, &c, "/ok.Svc/M"), Ok(()));
+        let e = route(&v, &c, "/fwd.Svc/M").unwrap_err();
+        assert!(e.0.contains("route"), "{e:?}");
+        assert!(route(&v, &c, "/other.Svc/M").is_err());
+    }
+
+    #[test]
+    fn a_missing_rds_configuration_refuses_and_inline_needs_none() {
+        let v = view(BTreeMap::new());
+        let e = route(&v, &chain("a"), "/ok.Svc/M").unwrap_err();
+        assert_eq!(e.0, "route configuration r is not available");
+        let mut inline = chain("b");
+        inline.hcm.routes = RouteSource::Inline(routes());
+        assert_eq!(route(&v, &inline, "/ok.Svc/M"), Ok(()));
+        let off = ServerView::not_serving("gone");
+        assert!(!off.mode.is_serving() && off.listener.is_none());
+    }
+}

@@ -10,8 +10,8 @@ use tonic::Code;
 
 use super::greeter::{HelloReply, HelloRequest};
 use super::{
-    Backend, CASE_LIMIT, Fixture, INTERFACE_TARGET, TARGET, TestRuntime, bounded, destination_rule,
-    join_all, mesh_yaml, virtual_service,
+    Backend, CASE_LIMIT, Fixture, INTERFACE_TARGET, ModeLog, TARGET, TestRuntime, bounded,
+    destination_rule, greeter_routes, join_all, mesh_yaml, virtual_service,
 };
 use skiff_tokio::ConfigEvent;
 
@@ -393,4 +393,144 @@ pub async fn goaway_graceful_shutdown<R: TestRuntime>() {
         assert_eq!(b.hits(), b_after);
     })
     .await;
+}
+
+/// Read to its end (as `BodyExt::collect` does), a response body carries exactly one trailers
+/// frame, the server's status, and then ends: polling after the trailers yields nothing.
+pub async fn body_ends_at_trailers<R: TestRuntime<Channel = skiff_tokio::Channel>>() {
+    use http_body_util::BodyExt;
+    use prost::Message;
+    let fx = Fixture::new();
+    let a = fx.backend("a").await;
+    fx.start_control_plane(Some(&mesh_yaml(&endpoints(&[(&a, "v1")]), "")))
+        .await;
+    let mesh = R::mesh(&fx.xds_target());
+    let ch = mesh.channel(TARGET);
+    bounded(R::sleep(CASE_LIMIT), async {
+        until_seen::<R>(&ch, &["a"]).await;
+        let msg = HelloRequest {
+            name: "raw".into(),
+            count: 0,
+        };
+        // One length-prefixed gRPC message (uncompressed).
+        let mut frame = vec![0u8];
+        frame.extend_from_slice(&(msg.encoded_len() as u32).to_be_bytes());
+        msg.encode(&mut frame).expect("encode");
+        let req = http::Request::builder()
+            .method(http::Method::POST)
+            .uri("/helloworld.Greeter/SayHello")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(tonic::body::Body::new(http_body_util::Full::new(
+                bytes::Bytes::from(frame),
+            )))
+            .expect("request");
+        let mut svc = ch.clone();
+        std::future::poll_fn(|cx| {
+            tower_service::Service::<http::Request<tonic::body::Body>>::poll_ready(&mut svc, cx)
+        })
+        .await
+        .expect("ready");
+        let resp = tower_service::Service::call(&mut svc, req)
+            .await
+            .expect("response");
+        assert_eq!(resp.status(), http::StatusCode::OK);
+        let mut body = resp.into_body();
+        let (mut data, mut trailers) = (0usize, Vec::new());
+        while let Some(frame) = body.frame().await {
+            match frame.expect("frame").into_data() {
+                Ok(d) => data += d.len(),
+                Err(f) => trailers.push(f.into_trailers().expect("trailers")),
+            }
+        }
+        assert!(data > 5, "no reply message ({data} bytes)");
+        assert_eq!(trailers.len(), 1, "trailers frames: {trailers:?}");
+        assert_eq!(
+            trailers[0].get("grpc-status").map(|v| v.as_bytes()),
+            Some(&b"0"[..]),
+            "{trailers:?}"
+        );
+        assert!(body.frame().await.is_none(), "a frame after the end");
+    })
+    .await;
+}
+
+/// The serving modes once the last one is `serving` (or not).
+async fn modes_until<R: TestRuntime>(
+    modes: &ModeLog,
+    serving: bool,
+) -> Vec<skiff_tokio::ServingMode> {
+    loop {
+        let now = modes.lock().unwrap().clone();
+        if now.last().is_some_and(|m| m.is_serving() == serving) {
+            return now;
+        }
+        R::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The ServiceEntry endpoint line for an xDS-enabled server at `ip:port`.
+fn server_endpoint(ip: &str, port: u16) -> String {
+    format!("  - {{address: {ip}, ports: {{grpc: {port}}}, labels: {{version: v1}}}}\n")
+}
+
+/// The xDS-enabled server (gRFC A36) on the adapter's runtime: it refuses connections until
+/// the control plane sends its inbound Listener, then serves the mesh's clients (a skiff
+/// client reaches it by its service name), and stops serving when the workload leaves the
+/// configuration.
+pub async fn xds_server<R: TestRuntime>() {
+    let fx = Fixture::new();
+    // No workload on this server's address yet.
+    fx.start_control_plane(Some(&mesh_yaml(&[server_endpoint("127.0.0.2", 1)], "")))
+        .await;
+    let mesh = R::mesh(&fx.xds_target());
+    let modes = ModeLog::default();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let addr = mesh
+        .serve(
+            greeter_routes("xds-server"),
+            ModeLog::clone(&modes),
+            stop_rx,
+        )
+        .await;
+    bounded(R::sleep(CASE_LIMIT), async {
+        let direct = mesh.channel(&addr.to_string());
+        let first = modes_until::<R>(&modes, false).await;
+        assert!(!first[0].is_serving(), "{first:?}");
+        let mut req = request("early");
+        req.set_timeout(Duration::from_millis(500));
+        assert!(
+            R::say_hello(&direct, req).await.is_err(),
+            "a server with no Listener accepted an RPC"
+        );
+
+        // The workload appears: the server gets its Listener and serves mesh clients.
+        fx.reconfigure(&mesh_yaml(&[server_endpoint("127.0.0.1", addr.port())], ""))
+            .await;
+        modes_until::<R>(&modes, true).await;
+        let ch = mesh.channel(TARGET);
+        until_seen::<R>(&ch, &["xds-server"]).await;
+        let counts = spread::<R>(&ch, 20).await;
+        assert_eq!(counts.get("xds-server"), Some(&20), "{counts:?}");
+
+        // It leaves: the Listener is gone, the server stops serving and refuses new
+        // connections.
+        fx.reconfigure(&mesh_yaml(&[server_endpoint("127.0.0.2", addr.port())], ""))
+            .await;
+        let history = modes_until::<R>(&modes, false).await;
+        assert!(
+            matches!(history.last(), Some(skiff_tokio::ServingMode::NotServing(why)) if why.contains("does not exist")),
+            "{history:?}"
+        );
+        let fresh = R::mesh(&fx.xds_target());
+        let refused = fresh.channel(&addr.to_string());
+        let mut req = request("after");
+        req.set_timeout(Duration::from_millis(500));
+        assert!(
+            R::say_hello(&refused, req).await.is_err(),
+            "a server that is not serving accepted a new connection"
+        );
+    })
+    .await;
+    let _ = stop_tx.send(());
 }

@@ -44,6 +44,26 @@ pub trait TestRuntime: Sized + Send + Sync + 'static {
     ) -> impl Future<Output = Result<HelloReply, tonic::Status>> + Send;
     /// Sleeps on the adapter's timer.
     fn sleep(d: Duration) -> impl Future<Output = ()> + Send;
+    /// Starts the adapter's xDS-enabled server (gRFC A36) on 127.0.0.1 port 0 in the
+    /// background, serving `routes` with this mesh's configuration and pushing every serving
+    /// mode to `modes`, until `stop` fires or is dropped. Returns the bound address.
+    fn serve(
+        &self,
+        routes: tonic::service::Routes,
+        modes: ModeLog,
+        stop: oneshot::Receiver<()>,
+    ) -> impl Future<Output = SocketAddr>;
+}
+
+/// The serving modes a server went through, in order.
+pub type ModeLog = Arc<Mutex<Vec<skiff_tokio::ServingMode>>>;
+
+/// A Greeter answering as `name`, as tonic routes (what a server serves).
+pub fn greeter_routes(name: &str) -> tonic::service::Routes {
+    tonic::service::Routes::new(GreeterServer::new(GreeterImpl {
+        name: name.to_string(),
+        ctl: Arc::default(),
+    }))
 }
 
 /// How long any one case may take.
