@@ -82,6 +82,25 @@ fn call_plain_and_xds_targets_with_a_summary() {
     assert!(stdout.contains(r#""message": "hello plain""#), "{stdout}");
     assert!(stdout.contains(&format!("endpoint {addr}")), "{stdout}");
 
+    // The request from a file (`-d @FILE`).
+    let request = std::env::temp_dir().join(format!("skiff-call-{}.json", std::process::id()));
+    std::fs::write(&request, r#"{"name": "from a file"}"#).expect("write request");
+    let out = call(&[
+        &addr,
+        METHOD,
+        "-d",
+        &format!("@{}", request.display()),
+        "--proto",
+        &proto,
+    ]);
+    let _ = std::fs::remove_file(&request);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains(r#""message": "hello from a file""#),
+        "{stdout}"
+    );
+
     // Through the mesh: 20 calls, 4 at a time, balanced over both backends.
     let xds = fx.xds_target();
     let out = call(&[
@@ -154,6 +173,19 @@ fn bad_requests_get_clear_errors() {
         stderr.contains("nmae") && stderr.contains("helloworld.HelloRequest"),
         "{stderr}"
     );
+
+    // `-d @FILE` that does not exist names the file.
+    let out = call(&[
+        "127.0.0.1:9",
+        METHOD,
+        "-d",
+        "@no-such-request.json",
+        "--proto",
+        &proto,
+    ]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("no-such-request.json"), "{stderr}");
 
     // An unknown method lists the ones that exist.
     let out = call(&["127.0.0.1:9", "/helloworld.Greeter/Nope", "--proto", &proto]);

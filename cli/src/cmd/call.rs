@@ -44,7 +44,8 @@ pub struct Args {
     /// The method: `/package.Service/Method` (also `package.Service/Method` or
     /// `package.Service.Method`).
     pub method: String,
-    /// The request message as protobuf JSON (`{}` when omitted).
+    /// The request message as protobuf JSON (`{}` when omitted); `@FILE` reads it from a file,
+    /// `@-` from standard input (as grpcurl does).
     #[arg(short = 'd', long = "data", value_name = "JSON", default_value = "{}")]
     pub data: String,
     /// A `.proto` file describing the service (repeatable; imports are resolved with `-I`).
@@ -323,7 +324,8 @@ pub fn run(args: Args) -> Result<(), CliError> {
         })
         .map_err(|e| format!("compiling {:?}: {e}", args.proto))?;
     let method = resolve_method(&pool, &args.method)?;
-    let mut de = serde_json::Deserializer::from_str(&args.data);
+    let data = request_json(&args.data)?;
+    let mut de = serde_json::Deserializer::from_str(&data);
     let request = DynamicMessage::deserialize(method.input(), &mut de).map_err(|e| {
         format!(
             "-d: not a valid {} in JSON: {e}",
@@ -453,4 +455,14 @@ pub fn run(args: Args) -> Result<(), CliError> {
         return Err(format!("{failed} of {} calls failed", results.len()).into());
     }
     Ok(())
+}
+
+/// `-d`'s JSON: inline, `@FILE`, or `@-` (standard input).
+fn request_json(data: &str) -> Result<String, String> {
+    match data.strip_prefix('@') {
+        None => Ok(data.to_string()),
+        Some("-") => std::io::read_to_string(std::io::stdin())
+            .map_err(|e| format!("-d @-: reading standard input: {e}")),
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("-d @{path}: {e}")),
+    }
 }
