@@ -47,7 +47,7 @@ pub use connect::{ConnectError, Endpoint, TlsFiles, XdsServerTarget};
 pub use grpc::code_name;
 pub use mesh::{
     BoxError, Channel, HeaderMapSource, Mesh, MeshBuilder, MeshClient, MeshError, MeshEvent,
-    MeshOptions, ResponseBody, ServedBy, TransportSecurity, WaitForReady,
+    MeshOptions, ReportServedBy, ResponseBody, ServedBy, TransportSecurity, WaitForReady,
 };
 pub use runtime::{BoxIo, Flavor, Rt, Runtime};
 pub use server::{Server, ServerBuilder, ServerService, ServerXds, ServingMode};

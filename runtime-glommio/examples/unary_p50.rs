@@ -146,12 +146,8 @@ mod linux {
                     skiff_glommio::Mesh::builder()
                         .xds_server(skiff_glommio::XdsServerTarget::insecure(xds.as_str()))
                 };
-                let shard = builder()
-                    .build_shard(skiff_glommio::runtime())
-                    .expect("shard");
-                let mesh = builder()
-                    .build_fed(skiff_glommio::runtime(), &shard)
-                    .expect("mesh");
+                let skiff_glommio::Core { mesh, shard, .. } =
+                    skiff_glommio::Core::on_this_executor(builder).expect("mesh");
                 let mut client = GreeterClient::new(mesh.channel(TARGET).expect("channel"));
                 let h = measure(&mut client, warmup, calls).await;
                 mesh.shutdown().await;

@@ -86,6 +86,8 @@ pub use skiff_adapter::{
 
 /// Interface-level clients: `mesh.client::<T>()` for a client bound with [`mesh_client!`].
 pub use skiff_adapter::{MeshClient, mesh_client};
+/// Which endpoint answered: [`ServedBy`] on responses to requests that carry [`ReportServedBy`].
+pub use skiff_adapter::{ReportServedBy, ServedBy};
 
 /// A data plane on the executor it was built on. See the crate docs.
 pub type Mesh = skiff_adapter::Mesh<Glommio>;
@@ -204,6 +206,22 @@ pub struct Core {
     pub mesh: Mesh,
     /// The process's xDS shard (status, config dump).
     pub shard: XdsShard,
+}
+
+impl Core {
+    /// The whole mesh on the current executor: an xDS shard and one data plane fed by it (what
+    /// [`run_per_core`] builds with a single executor), for an application that starts its own
+    /// executor. `builder` configures both (it is called twice); stop them with
+    /// `mesh.shutdown()` then `shard.shutdown()`.
+    pub fn on_this_executor(builder: impl Fn() -> MeshBuilder) -> Result<Core, MeshError> {
+        let shard = builder().build_shard(runtime())?;
+        let mesh = builder().build_fed(runtime(), &shard)?;
+        Ok(Core {
+            index: 0,
+            mesh,
+            shard,
+        })
+    }
 }
 
 /// Runs `app` on every executor, thread-per-core: starts the executors, the xDS shard on the

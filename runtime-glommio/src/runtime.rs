@@ -7,11 +7,10 @@
 //!   by a local task on the mesh's executor ([`Runtime::connect_http2`]); hyper's HTTP/2 client
 //!   runs with a local executor, so the `!Send` socket never leaves its thread. Only the
 //!   connection's (`Send`) request sender goes to the mesh.
-//! - The ADS stream, TLS-secured clusters and plain DNS targets' resolution: async-net sockets
-//!   and futures-rustls (the adapter's byte streams must be `Send`; none of these is on the
-//!   per-RPC path).
-//! - Timers: async-io's (`Send`, which the adapter's timer futures must be); they drive the
-//!   core's deadlines, backoffs and keepalive pings, not the per-RPC path.
+//! - The ADS stream, TLS-secured clusters, plain DNS targets' resolution and timers:
+//!   skiff-smol's [`Smol`] runtime (async-net sockets, futures-rustls, async-io timers; the
+//!   adapter's byte streams and timers must be `Send`). None of these is on the per-RPC path;
+//!   the timers drive the core's deadlines, backoffs and keepalive pings.
 
 use std::future::Future;
 use std::io;
@@ -27,8 +26,9 @@ use skiff_adapter::mesh::AttemptBody;
 use skiff_adapter::runtime::{
     BoxFuture, BoxIo, BoxSleep, CopyIo, Flavor, Http2Conn, Http2Settings, HyperTimer, Rt, Runtime,
 };
+use skiff_smol::Smol;
 use tokio::sync::oneshot;
-use tokio_util::compat::{FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
+use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 /// The glommio executor of the calling thread.
 #[derive(Clone, Copy, Debug, Default)]
@@ -109,33 +109,23 @@ impl Runtime for Glommio {
         glommio::spawn_local(task).detach();
     }
 
+    // Everything off the per-RPC path is skiff-smol's: async-io timers, async-net sockets and
+    // DNS, futures-rustls (the adapter's timers and byte streams must be `Send`, glommio's are
+    // not). Its reactor runs on its own thread, independent of the executors.
     fn sleep_until(&self, at: Instant) -> BoxSleep {
-        Box::pin(async move {
-            async_io::Timer::at(at).await;
-        })
+        Smol.sleep_until(at)
     }
 
     fn resolve(&self, host: &str, port: u16) -> BoxFuture<io::Result<Vec<SocketAddr>>> {
-        let host = host.to_string();
-        Box::pin(async move { async_net::resolve((host.as_str(), port)).await })
+        Smol.resolve(host, port)
     }
 
     fn connect_tcp(&self, addr: SocketAddr) -> BoxFuture<io::Result<BoxIo>> {
-        Box::pin(async move {
-            let tcp = async_net::TcpStream::connect(addr).await?;
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(%addr, "TCP_NODELAY: {e}");
-            }
-            Ok(Box::new(tcp.compat()) as BoxIo)
-        })
+        Smol.connect_tcp(addr)
     }
 
     fn connect_unix(&self, path: &Path) -> BoxFuture<io::Result<BoxIo>> {
-        let path = path.to_path_buf();
-        Box::pin(async move {
-            let s = async_net::unix::UnixStream::connect(path).await?;
-            Ok(Box::new(s.compat()) as BoxIo)
-        })
+        Smol.connect_unix(path)
     }
 
     fn tls_connect(
@@ -144,12 +134,7 @@ impl Runtime for Glommio {
         name: ServerName<'static>,
         io: BoxIo,
     ) -> BoxFuture<io::Result<BoxIo>> {
-        Box::pin(async move {
-            let s = futures_rustls::TlsConnector::from(config)
-                .connect(name, io.compat())
-                .await?;
-            Ok(Box::new(s.compat()) as BoxIo)
-        })
+        Smol.tls_connect(config, name, io)
     }
 
     fn connect_http2(

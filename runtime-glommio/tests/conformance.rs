@@ -45,15 +45,10 @@ impl TestRuntime for GlommioClient {
     type Channel = skiff_glommio::Channel;
 
     fn mesh(xds: &str) -> Self {
-        let shard = fast(xds)
-            .build_shard(skiff_glommio::runtime())
-            .expect("shard");
-        let mesh = fast(xds)
-            .build_fed(skiff_glommio::runtime(), &shard)
-            .expect("data plane");
+        let core = skiff_glommio::Core::on_this_executor(|| fast(xds)).expect("mesh");
         GlommioClient {
-            mesh,
-            _shard: shard,
+            mesh: core.mesh,
+            _shard: core.shard,
         }
     }
 

@@ -54,6 +54,8 @@ pub use skiff_adapter::{
 
 /// Interface-level clients: `mesh.client::<T>()` for a client bound with [`mesh_client!`].
 pub use skiff_adapter::{MeshClient, mesh_client};
+/// Which endpoint answered: [`ServedBy`] on responses to requests that carry [`ReportServedBy`].
+pub use skiff_adapter::{ReportServedBy, ServedBy};
 
 /// The ADS transport and the driver task (skiff-adapter's, on smol).
 pub mod ads {

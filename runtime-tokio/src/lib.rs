@@ -62,4 +62,4 @@ pub use runtime::Tokio;
 pub use server::{Server, ServerBuilder, ServingMode};
 pub use skiff_adapter::code_name;
 /// Interface-level clients: `mesh.client::<T>()` for a client bound with [`mesh_client!`].
-pub use skiff_adapter::{MeshClient, ServedBy, mesh_client};
+pub use skiff_adapter::{MeshClient, ReportServedBy, ServedBy, mesh_client};

@@ -23,7 +23,7 @@ use skiff_core::plane::{CallError, CallOutcome, FailureSource, Route};
 use skiff_core::time::Instant;
 
 use super::body::{AttemptBody, RequestBody, ResponseBody};
-use super::channel::{ChannelInner, WaitForReady};
+use super::channel::{ChannelInner, ReportServedBy, WaitForReady};
 use super::headers::HeaderMapSource;
 use super::{BoxError, Shared};
 use crate::grpc::{self, code};
@@ -250,6 +250,7 @@ where
         .get(GRPC_TIMEOUT)
         .and_then(|v| grpc::parse_timeout(v.as_bytes()));
     let wait_for_ready = parts.extensions.get::<WaitForReady>().is_some();
+    let report_served_by = parts.extensions.get::<ReportServedBy>().is_some();
     let cell = Arc::new(CallCell::default());
     let (id, mut next) = {
         let mut st = shared.lock();
@@ -377,7 +378,9 @@ where
                                 None,
                             );
                             let (mut parts, _) = resp.into_parts();
-                            parts.extensions.insert(ServedBy(route.address));
+                            if report_served_by {
+                                parts.extensions.insert(ServedBy(route.address));
+                            }
                             if code == code::OK {
                                 guard.finished();
                                 return Ok(Response::from_parts(parts, ResponseBody::empty()));
@@ -390,7 +393,9 @@ where
                             guard.commit();
                         }
                         let (mut parts, incoming) = resp.into_parts();
-                        parts.extensions.insert(ServedBy(route.address));
+                        if report_served_by {
+                            parts.extensions.insert(ServedBy(route.address));
+                        }
                         return Ok(Response::from_parts(
                             parts,
                             ResponseBody::call(incoming, guard),
@@ -403,8 +408,8 @@ where
 }
 
 /// The endpoint whose answer a response carries, in the response's extensions (tonic keeps
-/// them: `response.extensions().get::<ServedBy>()`). Absent when the mesh itself answered
-/// (no route, deadline, shutdown).
+/// them: `response.extensions().get::<ServedBy>()`) when the request asked for it with
+/// [`ReportServedBy`]. Absent when the mesh itself answered (no route, deadline, shutdown).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServedBy(pub std::net::SocketAddr);
 

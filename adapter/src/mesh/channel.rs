@@ -22,6 +22,12 @@ use super::{BoxError, Shared, call};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WaitForReady;
 
+/// Put this in a request's extensions to have its response carry the endpoint that answered
+/// ([`ServedBy`](super::ServedBy)), e.g. to show which backend served a call (`skiff call`
+/// does). Off by default: recording it costs an allocation per RPC.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReportServedBy;
+
 /// The state shared by the clones of one xDS channel; closing the core's channel when the last
 /// clone (and the last RPC using it) is gone.
 pub(crate) struct ChannelInner {

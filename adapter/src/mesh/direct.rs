@@ -200,6 +200,7 @@ impl DirectPool {
         B::Error: Into<BoxError>,
     {
         let (mut parts, body) = req.into_parts();
+        let report_served_by = parts.extensions.get::<super::ReportServedBy>().is_some();
         let mut body = RequestBody::prepare(body, 64 * 1024).await?;
         let deadline = parts
             .headers
@@ -232,7 +233,9 @@ impl DirectPool {
                 match send.send_request(req).await {
                     Ok(resp) => {
                         let (mut p, incoming) = resp.into_parts();
-                        p.extensions.insert(super::ServedBy(addr));
+                        if report_served_by {
+                            p.extensions.insert(super::ServedBy(addr));
+                        }
                         return Ok(Response::from_parts(
                             p,
                             ResponseBody::direct(

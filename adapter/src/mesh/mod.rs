@@ -53,7 +53,7 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
 pub use body::{AttemptBody, ResponseBody};
 pub use call::ServedBy;
-pub use channel::{Channel, ResponseFuture, WaitForReady};
+pub use channel::{Channel, ReportServedBy, ResponseFuture, WaitForReady};
 pub use headers::HeaderMapSource;
 pub use subchannel::{SecureFuture, TransportSecurity};
 

@@ -158,12 +158,9 @@ fn run_glommio(opts: &ClientOpts) -> Result<Value, String> {
                 skiff_glommio::Mesh::builder()
                     .xds_server(skiff_glommio::XdsServerTarget::insecure(xds.as_str()))
             };
-            let shard = builder()
-                .build_shard(skiff_glommio::runtime())
-                .map_err(|e| format!("skiff-glommio shard: {e}"))?;
-            let mesh = builder()
-                .build_fed(skiff_glommio::runtime(), &shard)
-                .map_err(|e| format!("skiff-glommio mesh: {e}"))?;
+            let skiff_glommio::Core { mesh, shard, .. } =
+                skiff_glommio::Core::on_this_executor(builder)
+                    .map_err(|e| format!("skiff-glommio mesh: {e}"))?;
             let channel = mesh
                 .channel(super::skiff::TARGET)
                 .map_err(|e| format!("skiff-glommio channel: {e}"))?;

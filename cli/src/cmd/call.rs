@@ -18,7 +18,7 @@ use clap::ValueEnum;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor};
 use serde_json::{Value, json};
-use skiff_tokio::{Mesh, ServedBy, XdsServerTarget};
+use skiff_tokio::{Mesh, ReportServedBy, ServedBy, XdsServerTarget};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 
@@ -376,6 +376,8 @@ pub fn run(args: Args) -> Result<(), CliError> {
                     let mut req = tonic::Request::new(request.clone());
                     *req.metadata_mut() = metadata.clone();
                     req.set_timeout(timeout);
+                    // Which endpoint answered, for the report.
+                    req.extensions_mut().insert(ReportServedBy);
                     let started = Instant::now();
                     let outcome = match grpc.ready().await {
                         Ok(()) => grpc.unary(req, path.clone(), codec.clone()).await,

@@ -395,8 +395,18 @@ pub async fn goaway_graceful_shutdown<R: TestRuntime>() {
     .await;
 }
 
+/// Waits until `channel` takes a raw HTTP request.
+async fn ready(channel: &mut skiff_tokio::Channel) {
+    std::future::poll_fn(|cx| {
+        tower_service::Service::<http::Request<tonic::body::Body>>::poll_ready(channel, cx)
+    })
+    .await
+    .expect("ready");
+}
+
 /// Read to its end (as `BodyExt::collect` does), a response body carries exactly one trailers
-/// frame, the server's status, and then ends: polling after the trailers yields nothing.
+/// frame, the server's status, and then ends: polling after the trailers yields nothing. And
+/// the response names the endpoint that answered only when the request asked (`ReportServedBy`).
 pub async fn body_ends_at_trailers<R: TestRuntime<Channel = skiff_tokio::Channel>>() {
     use http_body_util::BodyExt;
     use prost::Message;
@@ -416,25 +426,38 @@ pub async fn body_ends_at_trailers<R: TestRuntime<Channel = skiff_tokio::Channel
         let mut frame = vec![0u8];
         frame.extend_from_slice(&(msg.encoded_len() as u32).to_be_bytes());
         msg.encode(&mut frame).expect("encode");
-        let req = http::Request::builder()
-            .method(http::Method::POST)
-            .uri("/helloworld.Greeter/SayHello")
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(tonic::body::Body::new(http_body_util::Full::new(
-                bytes::Bytes::from(frame),
-            )))
-            .expect("request");
+        let frame = bytes::Bytes::from(frame);
+        let raw = || {
+            http::Request::builder()
+                .method(http::Method::POST)
+                .uri("/helloworld.Greeter/SayHello")
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(tonic::body::Body::new(http_body_util::Full::new(
+                    frame.clone(),
+                )))
+                .expect("request")
+        };
         let mut svc = ch.clone();
-        std::future::poll_fn(|cx| {
-            tower_service::Service::<http::Request<tonic::body::Body>>::poll_ready(&mut svc, cx)
-        })
-        .await
-        .expect("ready");
-        let resp = tower_service::Service::call(&mut svc, req)
+        // The endpoint that answered is reported only when asked for (it costs an allocation
+        // per RPC).
+        ready(&mut svc).await;
+        let plain = tower_service::Service::call(&mut svc, raw())
+            .await
+            .expect("response");
+        assert_eq!(plain.extensions().get::<skiff_tokio::ServedBy>(), None);
+        plain.into_body().collect().await.expect("body");
+        ready(&mut svc).await;
+        let mut asking = raw();
+        asking.extensions_mut().insert(skiff_tokio::ReportServedBy);
+        let resp = tower_service::Service::call(&mut svc, asking)
             .await
             .expect("response");
         assert_eq!(resp.status(), http::StatusCode::OK);
+        assert_eq!(
+            resp.extensions().get::<skiff_tokio::ServedBy>(),
+            Some(&skiff_tokio::ServedBy(a.addr))
+        );
         let mut body = resp.into_body();
         let (mut data, mut trailers) = (0usize, Vec::new());
         while let Some(frame) = body.frame().await {
